@@ -1,0 +1,141 @@
+//! Command-line interface: what an operator types, with help text that says what
+//! each option means and what the defaults are.
+
+use std::path::PathBuf;
+
+use attestd_attestors::tpm::{AkAlgorithm, EkAlgorithm, PcrSelection, Tcti};
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "attestd",
+    version,
+    about = "Hardware-rooted identity from the TPM, for this host and its workloads",
+    long_about = "attestd proves this host to an issuer with its TPM 2.0 (EK -> AK -> quote -> \
+                  event logs) and gives local workloads signed evidence and SPIFFE identities. \
+                  No bootstrap secret is needed."
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub log: LogArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Args)]
+pub struct LogArgs {
+    /// Log filter, e.g. "info" or "attestd=debug" (RUST_LOG syntax).
+    #[arg(long, global = true, env = "ATTESTD_LOG", default_value = "warn")]
+    pub log: String,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Quote PCRs with the AK and write tpm2-tools files for cross-checking.
+    ///
+    /// Writes ak.pem, ak.pub (TPMT_PUBLIC), ak.name, quote.msg, quote.sig and
+    /// quote.pcrs to --out, then verifies them with attestd-verifier. Check them with:
+    /// tpm2_checkquote -u DIR/ak.pem -m DIR/quote.msg -s DIR/quote.sig
+    /// -f DIR/quote.pcrs -g sha256 -q NONCE
+    Quote(QuoteArgs),
+    /// Print the EK's public key hash and certificate details, and write them to --out.
+    Ek(EkArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct TpmArgs {
+    /// Which TPM: device:/dev/tpmrm0, swtpm:host=H,port=P, or tabrmd[:bus_type=session].
+    #[arg(long, env = "ATTESTD_TCTI", default_value_t = Tcti::default())]
+    pub tcti: Tcti,
+    /// Directory for the AK blobs; the same directory gives the same AK on every run.
+    #[arg(long, env = "ATTESTD_STATE_DIR", default_value = "/var/lib/attestd")]
+    pub state_dir: PathBuf,
+    /// AK type: ecc-p256 (default), rsa2048 or rsa2048-pss.
+    #[arg(long, default_value_t = AkAlgorithm::EccP256)]
+    pub ak_algorithm: AkAlgorithm,
+    /// EK that parents the AK: rsa2048 (default), ecc-p256 or ecc-p384.
+    #[arg(long, default_value_t = EkAlgorithm::Rsa2048)]
+    pub ek_algorithm: EkAlgorithm,
+}
+
+#[derive(Debug, Args)]
+pub struct QuoteArgs {
+    #[command(flatten)]
+    pub tpm: TpmArgs,
+    /// Qualifying data for the quote, hex, 1 to 64 bytes (the verifier's nonce).
+    #[arg(long, value_parser = parse_nonce)]
+    pub nonce: Nonce,
+    /// PCRs to quote, tpm2-tools syntax: sha256:0,1,2+sha1:0 or sha256:all.
+    #[arg(long, default_value = "sha256:0,1,2,3,4,5,6,7")]
+    pub pcrs: PcrSelection,
+    /// Output directory (created if missing).
+    #[arg(long)]
+    pub out: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct EkArgs {
+    #[command(flatten)]
+    pub tpm: TpmArgs,
+    /// Which EK to read; defaults to the one that parents the AK.
+    #[arg(long)]
+    pub algorithm: Option<EkAlgorithm>,
+    /// Output directory for ek.pub, ek-cert.der and ek-chain-N.der (created if missing).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Trusted EK root CA certificates (PEM bundle or DER); when given, the EK
+    /// certificate must chain to one of them.
+    #[arg(long)]
+    pub roots: Option<PathBuf>,
+    /// Intermediate CA certificates (PEM bundle or DER), in addition to the chain
+    /// stored in the TPM's NV.
+    #[arg(long, requires = "roots")]
+    pub intermediates: Option<PathBuf>,
+}
+
+/// Qualifying data for a quote, already checked to be 1 to 64 bytes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Nonce(pub Vec<u8>);
+
+fn parse_nonce(text: &str) -> Result<Nonce, String> {
+    let bytes = hex::decode(text.trim()).map_err(|e| format!("not hex: {e}"))?;
+    match bytes.len() {
+        0 => Err("the nonce is empty".into()),
+        n if n > attestd_attestors::tpm::MAX_QUALIFYING_DATA => Err(format!(
+            "the nonce is {n} bytes; a TPM quote carries at most {} bytes",
+            attestd_attestors::tpm::MAX_QUALIFYING_DATA
+        )),
+        _ => Ok(Nonce(bytes)),
+    }
+}
+
+pub fn init_logging(args: &LogArgs) {
+    let filter = tracing_subscriber::EnvFilter::try_new(&args.log)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nonce_must_be_hex_and_fit_a_quote() {
+        assert_eq!(parse_nonce("00ff").unwrap(), Nonce(vec![0, 255]));
+        assert!(parse_nonce("").unwrap_err().contains("empty"));
+        assert!(parse_nonce("zz").unwrap_err().contains("not hex"));
+        assert!(parse_nonce(&"ab".repeat(65))
+            .unwrap_err()
+            .contains("at most 64"));
+        assert!(parse_nonce(&"ab".repeat(64)).is_ok());
+    }
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+}

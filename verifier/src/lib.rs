@@ -1,0 +1,19 @@
+//! attestd-verifier: pure verification of TPM attestation evidence (quotes,
+//! AK attributes, EK certificate chains) and software MakeCredential.
+//! Bytes in, verdict out: no I/O, no TSS libraries, no panics on input.
+
+pub mod ak;
+pub mod credential;
+mod der;
+pub mod ek_cert;
+pub mod quote;
+pub mod tpm2;
+
+pub use ak::{check_ak_attributes, AkError};
+pub use credential::{make_credential, CredentialError, MadeCredential};
+pub use ek_cert::{parse_pem_bundle, verify_ek_certificate, EkCertError, EkCertificate};
+pub use quote::{pcr_composite_digest, verify_quote, QuoteError, VerifiedQuote};
+pub use tpm2::{
+    Attest, HashAlg, ObjectAttributes, ParseError, PcrSelection, PcrValues, PublicKey, TpmPublic,
+    TpmSignature,
+};
