@@ -10,6 +10,8 @@
 mod ak_store;
 mod error;
 mod eventlog;
+mod nv;
+mod pcr;
 mod session;
 mod tcti;
 mod types;

@@ -7,40 +7,33 @@
 use std::convert::TryFrom;
 
 use tracing::{debug, warn};
-use tss_esapi::abstraction::{ak, ek, nv, AsymmetricAlgorithmSelection};
+use tss_esapi::abstraction::{ak, ek, AsymmetricAlgorithmSelection};
 use tss_esapi::constants::{CapabilityType, SessionType};
-use tss_esapi::handles::{
-    AuthHandle, KeyHandle, NvIndexTpmHandle, ObjectHandle, SessionHandle, TpmHandle,
-};
+use tss_esapi::handles::{AuthHandle, KeyHandle, ObjectHandle, SessionHandle};
 use tss_esapi::interface_types::algorithm::{HashingAlgorithm, SignatureSchemeAlgorithm};
 use tss_esapi::interface_types::ecc::EccCurve;
 use tss_esapi::interface_types::key_bits::RsaKeyBits;
-use tss_esapi::interface_types::resource_handles::NvAuth;
 use tss_esapi::interface_types::session_handles::{AuthSession, PolicySession};
 use tss_esapi::structures::{
-    AttestInfo, CapabilityData, Data, Digest, DigestList, EncryptedSecret, IdObject,
-    PcrSelectionList, Private, Public, SignatureScheme, SymmetricDefinition,
+    AttestInfo, CapabilityData, Data, Digest, DigestList, EncryptedSecret, IdObject, Private,
+    Public, SignatureScheme, SymmetricDefinition,
 };
 use tss_esapi::traits::{Marshall, UnMarshall};
-use tss_esapi::tss2_esys::{TPML_PCR_SELECTION, TPMS_PCR_SELECTION};
 use tss_esapi::utils::TpmsContext;
 use tss_esapi::Context;
 
 use super::ak_store::StoredAk;
 use super::error::TpmError;
-use super::tcti::Tcti;
-use super::types::{
-    AkAlgorithm, EkAlgorithm, EkInfo, PcrBank, PcrBankValues, PcrSelection, PcrValues, Quote,
+use super::nv::{
+    defined_nv_indices, read_nv, split_der_certificates, EK_CHAIN_FIRST_INDEX, EK_CHAIN_LAST_INDEX,
 };
+use super::pcr::{composite_digest, from_selection_list, read_pcrs, selection_list};
+use super::tcti::Tcti;
+use super::types::{AkAlgorithm, EkAlgorithm, EkInfo, PcrBank, PcrSelection, PcrValues, Quote};
 
 /// The most qualifying data a quote can carry (TPM2B_DATA holds one SHA-512 digest).
 pub const MAX_QUALIFYING_DATA: usize = 64;
 
-/// NV indices reserved by the TCG EK Credential Profile for the EK certificate chain.
-const EK_CHAIN_FIRST_INDEX: u32 = 0x01c0_0100;
-const EK_CHAIN_LAST_INDEX: u32 = 0x01c0_01ff;
-/// Refuse NV contents beyond this; no certificate or chain index is this large.
-const MAX_NV_CERT_BYTES: usize = 64 * 1024;
 /// A PCR changing between the quote and the read makes us quote again, a few times.
 const QUOTE_ATTEMPTS: u32 = 3;
 
@@ -450,201 +443,6 @@ fn flush(ctx: &mut Context, handle: ObjectHandle, what: &'static str) {
     }
 }
 
-/// Builds the TPM selection in our order (tss-esapi's builder reorders banks).
-fn selection_list(selection: &PcrSelection) -> Result<PcrSelectionList, TpmError> {
-    let mut raw = TPML_PCR_SELECTION::default();
-    for (slot, (bank, indices)) in selection.banks().iter().enumerate() {
-        let entry = raw.pcrSelections.get_mut(slot).ok_or_else(|| {
-            TpmError::InvalidRequest("too many PCR banks in one selection".into())
-        })?;
-        let mut select = [0u8; 4];
-        for index in indices {
-            if let Some(byte) = select.get_mut(usize::from(index / 8)) {
-                *byte |= 1 << (index % 8);
-            }
-        }
-        *entry = TPMS_PCR_SELECTION {
-            hash: bank.alg_id(),
-            sizeofSelect: 3,
-            pcrSelect: select,
-        };
-        raw.count += 1;
-    }
-    PcrSelectionList::try_from(raw).map_err(TpmError::esapi("building the PCR selection"))
-}
-
-fn from_selection_list(list: &PcrSelectionList) -> Result<PcrSelection, TpmError> {
-    let mut banks = Vec::new();
-    for selection in list.get_selections() {
-        let bank = PcrBank::from_hashing_algorithm(selection.hashing_algorithm())
-            .ok_or_else(|| TpmError::InvalidRequest("the TPM quoted an unknown PCR bank".into()))?;
-        let indices = selection
-            .selected()
-            .into_iter()
-            .map(|slot| (slot as u32).trailing_zeros() as u8)
-            .collect();
-        banks.push((bank, indices));
-    }
-    PcrSelection::new(banks).map_err(TpmError::InvalidRequest)
-}
-
-/// Reads PCR values bank by bank. TPM2_PCR_Read returns at most eight digests per
-/// call, so loop, but never more often than there are PCRs: a TPM that returns
-/// nothing for a bank would otherwise spin us forever.
-fn read_pcrs(ctx: &mut Context, selection: &PcrSelection) -> Result<PcrValues, TpmError> {
-    let mut out = PcrValues::default();
-    for (bank, indices) in selection.banks() {
-        let mut remaining = indices.clone();
-        let mut values: Vec<(u8, Vec<u8>)> = Vec::with_capacity(indices.len());
-        for _ in 0..=indices.len() {
-            if remaining.is_empty() {
-                break;
-            }
-            let request = PcrSelection::new(vec![(*bank, remaining.clone())])
-                .map_err(TpmError::InvalidRequest)?;
-            let (_, read, digests) = ctx
-                .pcr_read(selection_list(&request)?)
-                .map_err(TpmError::esapi("reading PCRs"))?;
-            let read = from_selection_list(&read).ok();
-            let got: Vec<u8> = read
-                .iter()
-                .flat_map(|s| s.banks().iter())
-                .filter(|(b, _)| b == bank)
-                .flat_map(|(_, i)| i.iter().copied())
-                .collect();
-            if got.is_empty() || got.len() != digests.len() {
-                return Err(TpmError::InvalidRequest(format!(
-                    "the TPM returned {} digests for {} PCRs of bank {bank}",
-                    digests.len(),
-                    got.len()
-                )));
-            }
-            for (index, digest) in got.iter().zip(digests.value()) {
-                if digest.value().len() != bank.digest_len() {
-                    return Err(TpmError::InvalidRequest(format!(
-                        "PCR {bank}:{index} has a {}-byte value",
-                        digest.value().len()
-                    )));
-                }
-                values.push((*index, digest.value().to_vec()));
-                remaining.retain(|r| r != index);
-            }
-        }
-        if !remaining.is_empty() {
-            return Err(TpmError::InvalidRequest(format!(
-                "the TPM did not return PCRs {remaining:?} of bank {bank}"
-            )));
-        }
-        values.sort_by_key(|(index, _)| *index);
-        out.banks.push(PcrBankValues {
-            bank: *bank,
-            values,
-        });
-    }
-    Ok(out)
-}
-
-/// The quote's pcrDigest: SHA-256 (our AKs' scheme hash) over the selected values in order.
-fn composite_digest(selection: &PcrSelection, values: &PcrValues) -> Result<Vec<u8>, TpmError> {
-    let mut hasher = ring::digest::Context::new(&ring::digest::SHA256);
-    for (bank, indices) in selection.banks() {
-        for index in indices {
-            let value = values.get(*bank, *index).ok_or_else(|| {
-                TpmError::InvalidRequest(format!("PCR {bank}:{index} was not read"))
-            })?;
-            hasher.update(value);
-        }
-    }
-    Ok(hasher.finish().as_ref().to_vec())
-}
-
-fn defined_nv_indices(ctx: &mut Context) -> Result<Vec<u32>, TpmError> {
-    let mut found = Vec::new();
-    let mut next = 0x01c0_0000u32;
-    // Bounded: the range holds at most 512 indices we care about.
-    for _ in 0..16 {
-        let (data, more) = ctx
-            .get_capability(CapabilityType::Handles, next, 64)
-            .map_err(TpmError::esapi("listing NV indices"))?;
-        let CapabilityData::Handles(handles) = data else {
-            break;
-        };
-        let batch: Vec<u32> = handles.iter().map(|h| u32::from(*h)).collect();
-        let Some(last) = batch.last().copied() else {
-            break;
-        };
-        found.extend(batch.into_iter().filter(|h| *h <= EK_CHAIN_LAST_INDEX));
-        if !more || last >= EK_CHAIN_LAST_INDEX {
-            break;
-        }
-        next = last + 1;
-    }
-    Ok(found)
-}
-
-fn read_nv(ctx: &mut Context, index: u32) -> Result<Vec<u8>, TpmError> {
-    let handle = NvIndexTpmHandle::new(index).map_err(TpmError::esapi("NV index"))?;
-    let esys_handle = ctx
-        .execute_without_session(|ctx| ctx.tr_from_tpm_public(TpmHandle::NvIndex(handle)))
-        .map_err(TpmError::esapi("opening an NV index"))?;
-    // read_full looks the index up again and closes the ESYS handle itself.
-    let data = ctx
-        .execute_with_nullauth_session(|ctx| {
-            nv::read_full(ctx, NvAuth::NvIndex(esys_handle.into()), handle)
-        })
-        .map_err(TpmError::esapi("reading an NV index"))?;
-    if data.len() > MAX_NV_CERT_BYTES {
-        return Err(TpmError::MalformedEkCertificate {
-            index,
-            reason: format!("{} bytes is more than any certificate", data.len()),
-        });
-    }
-    Ok(data)
-}
-
-/// Splits NV contents into DER certificates. NV indices are often larger than the
-/// certificate and padded with 0x00 or 0xff; the DER length tells where each ends.
-pub(crate) fn split_der_certificates(raw: &[u8]) -> Result<Vec<Vec<u8>>, String> {
-    let mut certs = Vec::new();
-    let mut rest = raw;
-    while let Some(&tag) = rest.first() {
-        if tag == 0x00 || tag == 0xff {
-            if rest.iter().all(|b| *b == tag) {
-                break;
-            }
-            return Err("padding followed by more data".into());
-        }
-        if tag != 0x30 {
-            return Err(format!("expected a DER SEQUENCE, found tag 0x{tag:02x}"));
-        }
-        let (header, length) = der_length(rest)?;
-        let total = header
-            .checked_add(length)
-            .filter(|t| *t <= rest.len())
-            .ok_or_else(|| "certificate is truncated".to_string())?;
-        certs.push(rest[..total].to_vec());
-        rest = &rest[total..];
-    }
-    Ok(certs)
-}
-
-/// (header length, content length) of the DER element at the start of `der`.
-fn der_length(der: &[u8]) -> Result<(usize, usize), String> {
-    let first = *der.get(1).ok_or("certificate is truncated")?;
-    if first < 0x80 {
-        return Ok((2, usize::from(first)));
-    }
-    let octets = usize::from(first & 0x7f);
-    if octets == 0 || octets > 3 {
-        return Err("unsupported DER length form".into());
-    }
-    let bytes = der.get(2..2 + octets).ok_or("certificate is truncated")?;
-    let length = bytes
-        .iter()
-        .fold(0usize, |acc, b| (acc << 8) | usize::from(*b));
-    Ok((2 + octets, length))
-}
-
 /// Unmarshals a stored public area (used when reloading the AK from the state dir).
 pub(crate) fn unmarshall_public(bytes: &[u8]) -> Result<Public, tss_esapi::Error> {
     Public::unmarshall(bytes)
@@ -652,26 +450,4 @@ pub(crate) fn unmarshall_public(bytes: &[u8]) -> Result<Public, tss_esapi::Error
 
 pub(crate) fn private_from_bytes(bytes: &[u8]) -> Result<Private, tss_esapi::Error> {
     Private::try_from(bytes.to_vec())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::split_der_certificates;
-
-    #[test]
-    fn splits_padded_nv_contents_into_certificates() {
-        let cert = [0x30, 0x03, 0x02, 0x01, 0x05];
-        let mut raw = cert.to_vec();
-        raw.extend_from_slice(&cert);
-        raw.extend_from_slice(&[0xff; 7]);
-        let certs = split_der_certificates(&raw).unwrap();
-        assert_eq!(certs, vec![cert.to_vec(), cert.to_vec()]);
-    }
-
-    #[test]
-    fn truncated_certificate_is_an_error() {
-        assert!(split_der_certificates(&[0x30, 0x82, 0x05, 0x00, 0x01]).is_err());
-        assert!(split_der_certificates(&[0x30]).is_err());
-        assert!(split_der_certificates(&[0x04, 0x00]).is_err());
-    }
 }
