@@ -101,14 +101,17 @@ impl TpmError {
         }
     }
 
-    /// True when the connection to the TPM itself failed, so a new context may help.
+    /// True when the connection to the TPM failed, or left the ESAPI context unusable,
+    /// so only a new context can help.
     pub fn is_connection_failure(&self) -> bool {
         match self {
             TpmError::Tpm { code, .. } => {
                 let layer = code >> 16;
                 let base = code & 0xffff;
-                // TCTI layer (10): I/O error, no connection, bad context, try again.
-                layer == 10 && matches!(base, 3 | 8 | 9 | 10)
+                // TCTI layer (10): bad context, no connection, try again, I/O error.
+                // ESYS layer (7): bad sequence, which is where ESYS stays after a
+                // transport error in the middle of a command.
+                (layer == 10 && matches!(base, 3 | 8 | 9 | 10)) || (layer == 7 && base == 7)
             }
             _ => false,
         }
@@ -301,5 +304,17 @@ mod tests {
         };
         assert!(error.is_connection_failure());
         assert!(error.to_string().contains("I/O error talking to the TPM"));
+    }
+
+    #[test]
+    fn esys_bad_sequence_needs_a_new_context_but_tpm_errors_do_not() {
+        let error = |code| TpmError::Tpm {
+            operation: "quote",
+            description: describe_response_code(code),
+            code,
+        };
+        assert!(error(0x70007).is_connection_failure());
+        assert!(!error(0x902).is_connection_failure());
+        assert!(!error(0x1df).is_connection_failure());
     }
 }

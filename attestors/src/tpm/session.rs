@@ -146,13 +146,20 @@ impl TpmSession {
         let saved = self.saved_ak_context.clone();
         let ek_algorithm = self.ek_algorithm;
         let ctx = self.context()?;
-        let from_saved = saved.and_then(|saved| match ctx.context_load(saved) {
-            Ok(handle) => Some(KeyHandle::from(handle)),
-            Err(error) => {
+        let from_saved = match saved.map(|saved| ctx.context_load(saved)) {
+            Some(Ok(handle)) => Some(KeyHandle::from(handle)),
+            Some(Err(error)) => {
+                let error = TpmError::esapi("reloading the AK")(error);
+                // A dead connection is reported as such, not papered over by a
+                // second attempt on a context ESYS now considers out of sequence.
+                if error.is_connection_failure() {
+                    return Err(error);
+                }
                 debug!(%error, "saved AK context refused; loading the AK under the EK");
                 None
             }
-        });
+            None => None,
+        };
         let (ak_handle, fresh_context) = match from_saved {
             Some(handle) => (handle, None),
             None => {

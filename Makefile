@@ -1,0 +1,35 @@
+# The two commands a newcomer needs: `make demo` and `make test`.
+# Both install what they need first (scripts/ensure-deps.sh).
+
+CARGO ?= cargo
+export CARGO_TERM_COLOR ?= never
+
+.PHONY: all deps build demo test lint unit clean
+
+all: build
+
+deps:
+	@bash scripts/ensure-deps.sh
+
+build: deps
+	$(CARGO) build --release --bins
+
+# swtpm with EK certificates from a local test CA, then attestd's TPM attestation,
+# checked by attestd-verifier and by tpm2_checkquote.
+demo: build
+	@bash scripts/demo.sh target/release/attestd
+
+lint: deps
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+# Every test: unit, swtpm integration, and the Python/keylime cross-checks.
+test: lint
+	@if $(CARGO) nextest --version >/dev/null 2>&1; then \
+		$(CARGO) nextest run --workspace --no-fail-fast; \
+	else \
+		$(CARGO) test --workspace --no-fail-fast; \
+	fi
+
+clean:
+	$(CARGO) clean
