@@ -31,6 +31,16 @@ pub struct LogArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Run the daemon: attest callers on the API socket until SIGTERM or SIGINT.
+    Run(ConfigArgs),
+    /// Check a configuration (all layers) and print every problem with its file,
+    /// line and key. Exits 0 when valid, 64 otherwise.
+    CheckConfig(ConfigArgs),
+    /// Ask the daemon for signed evidence about this very process, and write it
+    /// to --out (a COSE_Sign1; see docs/evidence.md).
+    Evidence(EvidenceArgs),
+    /// Print the selectors the daemon sees for this very process.
+    Describe(SocketArgs),
     /// Quote PCRs with the AK and write tpm2-tools files for cross-checking.
     ///
     /// Writes ak.pem, ak.pub (TPMT_PUBLIC), ak.name, quote.msg, quote.sig and
@@ -40,6 +50,38 @@ pub enum Command {
     Quote(QuoteArgs),
     /// Print the EK's public key hash and certificate details, and write them to --out.
     Ek(EkArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ConfigArgs {
+    /// Main configuration file (TOML). Without it, built-in defaults apply.
+    #[arg(long, env = "ATTESTD_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Drop-in directory: every *.toml in it is applied after --config, in name order.
+    #[arg(long, env = "ATTESTD_CONFIG_DIR", default_value = attestd::config::DEFAULT_DROPIN_DIR)]
+    pub config_dir: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct SocketArgs {
+    /// The daemon's API socket.
+    #[arg(long, env = "ATTESTD_SOCKET", default_value = "/run/attestd/api.sock")]
+    pub socket: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct EvidenceArgs {
+    #[command(flatten)]
+    pub socket: SocketArgs,
+    /// The relying party's nonce, hex, 8 to 64 bytes.
+    #[arg(long, value_parser = parse_evidence_nonce)]
+    pub nonce: Nonce,
+    /// Who the evidence is for (optional; becomes the attestd.audience claim).
+    #[arg(long, default_value = "")]
+    pub audience: String,
+    /// Where to write the evidence; "-" for standard output.
+    #[arg(long)]
+    pub out: PathBuf,
 }
 
 #[derive(Debug, Args)]
@@ -106,6 +148,22 @@ fn parse_nonce(text: &str) -> Result<Nonce, String> {
             attestd_attestors::tpm::MAX_QUALIFYING_DATA
         )),
         _ => Ok(Nonce(bytes)),
+    }
+}
+
+fn parse_evidence_nonce(text: &str) -> Result<Nonce, String> {
+    let bytes = hex::decode(text.trim()).map_err(|e| format!("not hex: {e}"))?;
+    let (min, max) = (
+        attestd_proto::evidence::NONCE_MIN,
+        attestd_proto::evidence::NONCE_MAX,
+    );
+    if (min..=max).contains(&bytes.len()) {
+        Ok(Nonce(bytes))
+    } else {
+        Err(format!(
+            "the nonce is {} bytes; it must be {min} to {max}",
+            bytes.len()
+        ))
     }
 }
 

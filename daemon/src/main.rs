@@ -4,7 +4,6 @@
 
 mod cli;
 mod commands;
-mod tpm2_files;
 
 use std::process::ExitCode;
 

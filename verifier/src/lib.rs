@@ -6,6 +6,7 @@ pub mod ak;
 pub mod credential;
 mod der;
 pub mod ek_cert;
+pub mod evidence;
 pub mod quote;
 pub mod tpm2;
 

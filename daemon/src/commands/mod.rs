@@ -1,6 +1,8 @@
 //! The subcommands, and the one place that turns their errors into exit codes.
 
+mod config;
 mod ek;
+mod evidence;
 mod quote;
 
 use std::fmt::Display;
@@ -32,6 +34,22 @@ impl Failure {
         }
     }
 
+    /// The configuration is wrong (EX_USAGE: the operator can fix it).
+    pub fn config(error: impl Display) -> Self {
+        Failure {
+            message: format!("invalid configuration:\n{error}"),
+            exit_code: 64,
+        }
+    }
+
+    /// The daemon could not be reached or refused (EX_UNAVAILABLE).
+    pub fn daemon(error: impl Display) -> Self {
+        Failure {
+            message: error.to_string(),
+            exit_code: 69,
+        }
+    }
+
     /// An input file could not be read or parsed (EX_NOINPUT).
     pub fn input(what: impl Display, error: impl Display) -> Self {
         Failure {
@@ -51,6 +69,10 @@ impl Failure {
 
 pub async fn run(command: Command) -> Result<(), Failure> {
     match command {
+        Command::Run(args) => config::run(args).await,
+        Command::CheckConfig(args) => config::check(args),
+        Command::Evidence(args) => evidence::evidence(args).await,
+        Command::Describe(args) => evidence::describe(args).await,
         Command::Quote(args) => quote::run(args).await,
         Command::Ek(args) => ek::run(args).await,
     }

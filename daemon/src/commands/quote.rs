@@ -9,7 +9,7 @@ use attestd_verifier::tpm2::{self as verifier_tpm2, HashAlg, TpmPublic};
 
 use super::{open_tpm, write_files, Failure};
 use crate::cli::QuoteArgs;
-use crate::tpm2_files::{decode_pcrs, encode_pcrs};
+use attestd::tpm2_files::{decode_pcrs, encode_pcrs};
 
 pub async fn run(args: QuoteArgs) -> Result<(), Failure> {
     let tpm = open_tpm(&args.tpm).await?;

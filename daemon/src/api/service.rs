@@ -1,0 +1,152 @@
+//! `attestd.v1.Attestation`: Describe and Attest for the calling process. The caller
+//! is taken from the connection (kernel credentials), never from the request.
+
+use std::sync::Arc;
+
+use attestd_proto::evidence::{BinaryClaim, EvidenceClaims, HostClaims, NONCE_MAX, NONCE_MIN};
+use attestd_proto::v1::attestation_server::Attestation;
+use attestd_proto::v1::{
+    AttestRequest, AttestResponse, AttestorResult, DescribeRequest, DescribeResponse,
+};
+use tonic::{Request, Response, Status};
+use tracing::{info, warn};
+
+use super::socket::PeerInfo;
+use crate::signer::EvidenceSigner;
+use crate::workload::{WorkloadAttestor, WorkloadError};
+
+/// Longest audience string accepted.
+pub const MAX_AUDIENCE_BYTES: usize = 256;
+
+pub struct AttestationService {
+    workload: Arc<WorkloadAttestor>,
+    signer: Arc<EvidenceSigner>,
+    /// 0x01 ‖ SHA-256(EK SubjectPublicKeyInfo), when a TPM is configured.
+    ueid: Option<Vec<u8>>,
+}
+
+impl AttestationService {
+    pub fn new(
+        workload: Arc<WorkloadAttestor>,
+        signer: Arc<EvidenceSigner>,
+        ueid: Option<Vec<u8>>,
+    ) -> Self {
+        AttestationService {
+            workload,
+            signer,
+            ueid,
+        }
+    }
+}
+
+fn peer<T>(request: &Request<T>) -> Result<PeerInfo, Status> {
+    request
+        .extensions()
+        .get::<PeerInfo>()
+        .cloned()
+        .ok_or_else(|| Status::internal("connection has no identified peer"))
+}
+
+/// The single place workload errors become gRPC statuses.
+fn status(error: WorkloadError) -> Status {
+    match error {
+        WorkloadError::CallerGone => Status::unauthenticated(error.to_string()),
+    }
+}
+
+fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+#[tonic::async_trait]
+impl Attestation for AttestationService {
+    async fn describe(
+        &self,
+        request: Request<DescribeRequest>,
+    ) -> Result<Response<DescribeResponse>, Status> {
+        let PeerInfo(peer) = peer(&request)?;
+        let attestation = self.workload.attest(&peer).await.map_err(status)?;
+        Ok(Response::new(DescribeResponse {
+            selectors: attestation
+                .selectors
+                .iter()
+                .map(ToString::to_string)
+                .collect(),
+            attestors: attestation
+                .outcomes
+                .into_iter()
+                .map(|outcome| AttestorResult {
+                    name: outcome.name.to_owned(),
+                    ok: outcome.error.is_none(),
+                    error: outcome.error.unwrap_or_default(),
+                })
+                .collect(),
+        }))
+    }
+
+    async fn attest(
+        &self,
+        request: Request<AttestRequest>,
+    ) -> Result<Response<AttestResponse>, Status> {
+        let PeerInfo(peer) = peer(&request)?;
+        let request = request.into_inner();
+        if !(NONCE_MIN..=NONCE_MAX).contains(&request.nonce.len()) {
+            return Err(Status::invalid_argument(format!(
+                "nonce is {} bytes; it must be {NONCE_MIN} to {NONCE_MAX}",
+                request.nonce.len()
+            )));
+        }
+        if request.audience.len() > MAX_AUDIENCE_BYTES
+            || request.audience.chars().any(char::is_control)
+        {
+            return Err(Status::invalid_argument(format!(
+                "audience must be at most {MAX_AUDIENCE_BYTES} bytes of printable text"
+            )));
+        }
+        if request.hardware_fresh {
+            return Err(Status::unimplemented(
+                "hardware-fresh evidence is not available yet",
+            ));
+        }
+        let attestation = self.workload.attest(&peer).await.map_err(|error| {
+            warn!(pid = peer.pid, uid = peer.uid, %error, "attestation refused");
+            status(error)
+        })?;
+        let host = self.workload.host();
+        let claims = EvidenceClaims {
+            nonce: request.nonce,
+            ueid: self.ueid.clone(),
+            issued_at: unix_now(),
+            selectors: attestation
+                .selectors
+                .iter()
+                .map(ToString::to_string)
+                .collect(),
+            binary: attestation.binary.map(|(path, digest)| BinaryClaim {
+                path: path.to_string_lossy().into_owned(),
+                sha256: digest.sha256,
+            }),
+            host: HostClaims {
+                hostname: host.hostname.clone(),
+                kernel: host.kernel.clone(),
+                os: host.os.clone(),
+                boot_id: host.boot_id.clone(),
+            },
+            audience: (!request.audience.is_empty()).then_some(request.audience),
+        };
+        let evidence = self
+            .signer
+            .sign(&claims)
+            .map_err(|error| Status::internal(error.to_string()))?;
+        info!(
+            pid = peer.pid,
+            uid = peer.uid,
+            selectors = claims.selectors.len(),
+            "evidence issued"
+        );
+        Ok(Response::new(AttestResponse { evidence }))
+    }
+}

@@ -1,0 +1,234 @@
+//! `attestd run` configuration: typed settings with defaults, loaded in layers
+//! (defaults, the file, a drop-in directory, `ATTESTD_SECTION__KEY` variables).
+//! Every problem is reported with where it came from: file and line, or variable.
+
+mod layers;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use attestd_attestors::tpm::{AkAlgorithm, EkAlgorithm, Tcti};
+use serde::Deserialize;
+
+pub use layers::{load, ConfigError, ConfigProblem, ConfigSources};
+
+/// Where `attestd run` looks when no `--config` is given.
+pub const DEFAULT_CONFIG_FILE: &str = "/etc/attestd/attestd.toml";
+/// Drop-ins: every `*.toml` here, in name order, after the main file.
+pub const DEFAULT_DROPIN_DIR: &str = "/etc/attestd/attestd.d";
+
+#[derive(Clone, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    pub api: ApiConfig,
+    pub tpm: TpmSection,
+    pub attestors: AttestorsConfig,
+    pub binary: BinaryConfig,
+}
+
+/// The local gRPC API on a Unix socket.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(default, deny_unknown_fields)]
+pub struct ApiConfig {
+    pub socket: PathBuf,
+    /// Permissions of the socket file: who may ask the daemon anything at all.
+    /// A string of octal digits ("0666") or a TOML octal integer (0o666).
+    #[serde(deserialize_with = "deserialize_mode")]
+    pub socket_mode: u32,
+    /// Requests being served at once, over all connections.
+    pub max_concurrent_requests: usize,
+    /// Open connections at once; beyond this, new connections are closed at accept.
+    pub max_connections: usize,
+    /// Open connections per caller uid, so one user's flood cannot lock others out.
+    pub max_connections_per_uid: usize,
+    /// Deadline for one request, attestation and signing included.
+    pub request_timeout_ms: u64,
+    /// Largest request or response message, in bytes.
+    pub max_message_bytes: usize,
+}
+
+impl Default for ApiConfig {
+    fn default() -> Self {
+        ApiConfig {
+            socket: PathBuf::from("/run/attestd/api.sock"),
+            socket_mode: 0o666,
+            max_concurrent_requests: 256,
+            max_connections: 1024,
+            max_connections_per_uid: 128,
+            request_timeout_ms: 5_000,
+            max_message_bytes: 64 * 1024,
+        }
+    }
+}
+
+impl ApiConfig {
+    pub fn request_timeout(&self) -> Duration {
+        Duration::from_millis(self.request_timeout_ms)
+    }
+}
+
+/// The TPM. With `enabled = false` the daemon runs without one: evidence then has
+/// no `ueid` and nothing is hardware-rooted (useful for development only).
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(default, deny_unknown_fields)]
+pub struct TpmSection {
+    pub enabled: bool,
+    pub tcti: String,
+    pub state_dir: PathBuf,
+    pub ek_algorithm: String,
+    pub ak_algorithm: String,
+}
+
+impl Default for TpmSection {
+    fn default() -> Self {
+        TpmSection {
+            enabled: true,
+            tcti: Tcti::default().to_string(),
+            state_dir: PathBuf::from("/var/lib/attestd"),
+            ek_algorithm: EkAlgorithm::Rsa2048.to_string(),
+            ak_algorithm: AkAlgorithm::EccP256.to_string(),
+        }
+    }
+}
+
+/// Workload attestors.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(default, deny_unknown_fields)]
+pub struct AttestorsConfig {
+    /// Each attestor's deadline; a slow one is reported as failed, the rest still count.
+    pub deadline_ms: u64,
+    /// Where procfs is mounted (tests point this at fixtures).
+    pub proc_root: PathBuf,
+}
+
+impl Default for AttestorsConfig {
+    fn default() -> Self {
+        AttestorsConfig {
+            deadline_ms: 1_000,
+            proc_root: PathBuf::from("/proc"),
+        }
+    }
+}
+
+impl AttestorsConfig {
+    pub fn deadline(&self) -> Duration {
+        Duration::from_millis(self.deadline_ms)
+    }
+}
+
+/// The executable digest cache.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(default, deny_unknown_fields)]
+pub struct BinaryConfig {
+    pub max_entries: usize,
+    pub max_file_bytes: u64,
+    pub max_concurrent_hashes: usize,
+    /// A digest is cached only once the file has been unchanged this long before
+    /// hashing began (file timestamps are coarse; see docs/binary-cache.md).
+    pub racy_window_ms: u64,
+}
+
+impl Default for BinaryConfig {
+    fn default() -> Self {
+        BinaryConfig {
+            max_entries: 4096,
+            max_file_bytes: 4 << 30,
+            max_concurrent_hashes: 2,
+            racy_window_ms: 2_000,
+        }
+    }
+}
+
+fn deserialize_mode<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<u32, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Mode {
+        Text(String),
+        Number(u32),
+    }
+    let mode = match Mode::deserialize(deserializer)? {
+        Mode::Number(n) => n,
+        Mode::Text(text) => {
+            u32::from_str_radix(text.trim_start_matches("0o"), 8).map_err(|_| {
+                serde::de::Error::custom(format!("\"{text}\" is not an octal mode like \"0660\""))
+            })?
+        }
+    };
+    if mode > 0o777 {
+        return Err(serde::de::Error::custom(format!(
+            "mode {mode:o} has bits beyond 0777"
+        )));
+    }
+    Ok(mode)
+}
+
+/// Settings that only make sense together, checked after all layers are merged.
+impl Config {
+    pub fn validate(&self) -> Vec<(String, String)> {
+        let mut problems = Vec::new();
+        let mut check = |ok: bool, key: &str, message: &str| {
+            if !ok {
+                problems.push((key.to_owned(), message.to_owned()));
+            }
+        };
+        check(
+            self.api.socket.is_absolute(),
+            "api.socket",
+            "must be an absolute path",
+        );
+        check(
+            self.api.max_concurrent_requests > 0,
+            "api.max_concurrent_requests",
+            "must be at least 1",
+        );
+        check(
+            self.api.max_connections > 0,
+            "api.max_connections",
+            "must be at least 1",
+        );
+        check(
+            self.api.max_connections_per_uid > 0,
+            "api.max_connections_per_uid",
+            "must be at least 1",
+        );
+        check(
+            (1..=600_000).contains(&self.api.request_timeout_ms),
+            "api.request_timeout_ms",
+            "must be between 1 and 600000",
+        );
+        check(
+            (1024..=16 << 20).contains(&self.api.max_message_bytes),
+            "api.max_message_bytes",
+            "must be between 1024 and 16777216",
+        );
+        check(
+            (1..=60_000).contains(&self.attestors.deadline_ms),
+            "attestors.deadline_ms",
+            "must be between 1 and 60000",
+        );
+        check(
+            self.binary.max_entries > 0,
+            "binary.max_entries",
+            "must be at least 1",
+        );
+        check(
+            self.binary.max_concurrent_hashes > 0,
+            "binary.max_concurrent_hashes",
+            "must be at least 1",
+        );
+        if let Err(e) = self.tpm.tcti.parse::<Tcti>() {
+            problems.push(("tpm.tcti".into(), e.to_string()));
+        }
+        if let Err(e) = self.tpm.ek_algorithm.parse::<EkAlgorithm>() {
+            problems.push(("tpm.ek_algorithm".into(), e));
+        }
+        if let Err(e) = self.tpm.ak_algorithm.parse::<AkAlgorithm>() {
+            problems.push(("tpm.ak_algorithm".into(), e));
+        }
+        problems
+    }
+}
+
+#[cfg(test)]
+#[path = "config_test.rs"]
+mod tests;

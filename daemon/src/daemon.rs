@@ -1,0 +1,205 @@
+//! Assembling and running the daemon: TPM, attestors, signer, the API socket.
+
+use std::future::Future;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use attestd_attestors::binary::{BinaryDigestCache, BinaryDigestConfig};
+use attestd_attestors::cgroup::CgroupAttestor;
+use attestd_attestors::host::HostInfo;
+use attestd_attestors::procfs::ProcFs;
+use attestd_attestors::selector::Attestor;
+use attestd_attestors::tpm::{Tpm, TpmConfig, TpmError};
+use attestd_attestors::unix::UnixAttestor;
+use attestd_proto::v1::attestation_server::AttestationServer;
+use attestd_verifier::tpm2::{HashAlg, TpmPublic};
+use tokio_stream::wrappers::ReceiverStream;
+use tracing::{info, warn};
+
+use crate::api::service::AttestationService;
+use crate::api::socket::{self, SocketError};
+use crate::config::Config;
+use crate::signer::{EvidenceSigner, SignerError};
+use crate::workload::WorkloadAttestor;
+
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error("TPM: {0}")]
+    Tpm(#[from] TpmError),
+    #[error("the EK public key cannot be read: {0}")]
+    Ek(String),
+    #[error("host information: {0}")]
+    Host(String),
+    #[error(transparent)]
+    Signer(#[from] SignerError),
+    #[error(transparent)]
+    Socket(#[from] SocketError),
+    #[error("gRPC server: {0}")]
+    Server(#[from] tonic::transport::Error),
+}
+
+/// The pieces of a daemon; tests add attestors before `serve`.
+pub struct Daemon {
+    config: Config,
+    extra_attestors: Vec<Arc<dyn Attestor>>,
+}
+
+impl Daemon {
+    pub fn new(config: Config) -> Self {
+        Daemon {
+            config,
+            extra_attestors: Vec::new(),
+        }
+    }
+
+    /// Adds an attestor after the built-in ones (tests use this to hold a request
+    /// at a known point).
+    pub fn with_attestor(mut self, attestor: Arc<dyn Attestor>) -> Self {
+        self.extra_attestors.push(attestor);
+        self
+    }
+
+    /// Binds and serves until `shutdown` completes.
+    pub async fn serve(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<(), RunError> {
+        self.bind().await?.serve(shutdown).await
+    }
+
+    /// Opens the TPM, builds the attestors and the session key, and binds the socket.
+    /// When this returns, clients can connect (they are served once `serve` runs).
+    pub async fn bind(self) -> Result<BoundDaemon, RunError> {
+        let config = self.config;
+        let procfs = ProcFs::at(&config.attestors.proc_root);
+        let ueid = if config.tpm.enabled {
+            Some(open_tpm_ueid(&config).await?)
+        } else {
+            warn!("TPM disabled: evidence carries no ueid and is not hardware-rooted");
+            None
+        };
+        let host = HostInfo::collect().map_err(|e| RunError::Host(e.to_string()))?;
+        let binaries = Arc::new(BinaryDigestCache::with_racy_window(
+            BinaryDigestConfig {
+                proc_root: config.attestors.proc_root.clone(),
+                max_entries: config.binary.max_entries,
+                max_file_bytes: config.binary.max_file_bytes,
+                max_concurrent_hashes: config.binary.max_concurrent_hashes,
+            },
+            std::time::Duration::from_millis(config.binary.racy_window_ms),
+        ));
+        let mut attestors: Vec<Arc<dyn Attestor>> = vec![
+            Arc::new(UnixAttestor::new(procfs.clone())),
+            Arc::new(CgroupAttestor::new(procfs.clone())),
+        ];
+        attestors.extend(self.extra_attestors);
+        let workload = Arc::new(WorkloadAttestor::new(
+            attestors,
+            binaries.clone(),
+            procfs.clone(),
+            host,
+            config.attestors.deadline(),
+        ));
+        let signer = Arc::new(EvidenceSigner::generate()?);
+        let service = AttestationService::new(workload, signer, ueid);
+        let listener = socket::bind(&config.api.socket, config.api.socket_mode)?;
+        info!(
+            socket = %config.api.socket.display(),
+            mode = format!("{:o}", config.api.socket_mode),
+            "listening"
+        );
+        Ok(BoundDaemon {
+            config,
+            procfs,
+            listener,
+            service,
+            binaries,
+        })
+    }
+}
+
+/// A daemon whose socket exists; `serve` starts answering.
+pub struct BoundDaemon {
+    config: Config,
+    procfs: ProcFs,
+    listener: tokio::net::UnixListener,
+    service: AttestationService,
+    binaries: Arc<BinaryDigestCache>,
+}
+
+impl BoundDaemon {
+    /// The executable digest cache, for statistics.
+    pub fn binaries(&self) -> Arc<BinaryDigestCache> {
+        self.binaries.clone()
+    }
+
+    /// Serves until `shutdown` completes, then removes the socket.
+    pub async fn serve(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<(), RunError> {
+        let BoundDaemon {
+            config,
+            procfs,
+            listener,
+            service,
+            ..
+        } = self;
+        let socket_path: PathBuf = config.api.socket.clone();
+        let incoming = socket::incoming(
+            listener,
+            procfs,
+            config.api.max_connections,
+            config.api.max_connections_per_uid,
+        );
+        let max_message = config.api.max_message_bytes;
+        let result = tonic::transport::Server::builder()
+            .timeout(config.api.request_timeout())
+            .concurrency_limit_per_connection(32)
+            .layer(tower::limit::GlobalConcurrencyLimitLayer::new(
+                config.api.max_concurrent_requests,
+            ))
+            .http2_keepalive_interval(Some(std::time::Duration::from_secs(30)))
+            .http2_keepalive_timeout(Some(std::time::Duration::from_secs(10)))
+            .add_service(
+                AttestationServer::new(service)
+                    .max_decoding_message_size(max_message)
+                    .max_encoding_message_size(max_message),
+            )
+            .serve_with_incoming_shutdown(ReceiverStream::new(incoming), shutdown)
+            .await;
+        let _ = std::fs::remove_file(&socket_path);
+        info!("stopped");
+        Ok(result?)
+    }
+}
+
+/// Opens the TPM (creating or reloading the AK) and derives the UEID from the EK.
+async fn open_tpm_ueid(config: &Config) -> Result<Vec<u8>, RunError> {
+    let tpm_config = TpmConfig {
+        tcti: config.tpm.tcti.parse().map_err(TpmError::from)?,
+        state_dir: config.tpm.state_dir.clone(),
+        ek_algorithm: config
+            .tpm
+            .ek_algorithm
+            .parse()
+            .map_err(|e: String| RunError::Ek(e))?,
+        ak_algorithm: config
+            .tpm
+            .ak_algorithm
+            .parse()
+            .map_err(|e: String| RunError::Ek(e))?,
+        ..TpmConfig::default()
+    };
+    let ek_algorithm = tpm_config.ek_algorithm;
+    let tpm = Tpm::open(tpm_config).await?;
+    let ek = tpm.ek(ek_algorithm).await?;
+    let spki = TpmPublic::parse(&ek.public)
+        .ok()
+        .and_then(|public| public.spki_der())
+        .ok_or_else(|| RunError::Ek("unsupported EK public area".into()))?;
+    let mut ueid = vec![0x01];
+    ueid.extend(HashAlg::Sha256.digest(&spki));
+    info!(ek = %hex::encode(&ueid[1..]), ak = %hex::encode(&tpm.ak().name), "TPM ready");
+    Ok(ueid)
+}

@@ -1,0 +1,56 @@
+//! The daemon's session key: an ECDSA P-256 key made at start-up that lives only in
+//! this process's memory, and signs evidence as ES256 COSE_Sign1.
+
+use attestd_proto::evidence::{sign_evidence, EvidenceClaims, EvidenceError};
+use ring::rand::SystemRandom;
+use ring::signature::{EcdsaKeyPair, KeyPair, ECDSA_P256_SHA256_FIXED_SIGNING};
+
+#[derive(Debug, thiserror::Error)]
+pub enum SignerError {
+    #[error("generating the session key failed")]
+    KeyGeneration,
+    #[error("signing evidence failed: {0}")]
+    Evidence(#[from] EvidenceError),
+}
+
+pub struct EvidenceSigner {
+    key: EcdsaKeyPair,
+    rng: SystemRandom,
+}
+
+impl EvidenceSigner {
+    /// A fresh key. The PKCS#8 bytes exist only inside this function.
+    pub fn generate() -> Result<Self, SignerError> {
+        let rng = SystemRandom::new();
+        let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng)
+            .map_err(|_| SignerError::KeyGeneration)?;
+        let key = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8.as_ref(), &rng)
+            .map_err(|_| SignerError::KeyGeneration)?;
+        Ok(EvidenceSigner { key, rng })
+    }
+
+    /// The public key as an uncompressed SEC1 point (65 bytes).
+    pub fn public_key(&self) -> &[u8] {
+        self.key.public_key().as_ref()
+    }
+
+    /// A tagged COSE_Sign1 over `claims`.
+    pub fn sign(&self, claims: &EvidenceClaims) -> Result<Vec<u8>, SignerError> {
+        let evidence = sign_evidence(claims, self.public_key(), |to_be_signed| {
+            self.key
+                .sign(&self.rng, to_be_signed)
+                .map(|signature| signature.as_ref().to_vec())
+                .map_err(|_| EvidenceError::Signing("ECDSA P-256 signing failed".into()))
+        })?;
+        Ok(evidence)
+    }
+}
+
+impl std::fmt::Debug for EvidenceSigner {
+    // Never print key material, even by accident through a derived Debug.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EvidenceSigner")
+            .field("public_key", &hex::encode(self.public_key()))
+            .finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,14 @@
+//! Generates the gRPC code from `attestd/v1/*.proto` with the system protoc
+//! (protobuf-compiler, installed by scripts/ensure-deps.sh).
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    println!("cargo:rerun-if-changed=attestd");
+    if std::env::var_os("CARGO_FEATURE_GRPC").is_none() {
+        return Ok(());
+    }
+    tonic_prost_build::configure()
+        .build_client(true)
+        .build_server(true)
+        .compile_protos(&["attestd/v1/attestation.proto"], &["."])?;
+    Ok(())
+}

@@ -1,0 +1,11 @@
+//! Every byte that crosses an attestd process boundary: the gRPC API (`v1`) and the
+//! CBOR/COSE evidence format (`evidence`).
+
+pub mod evidence;
+
+/// Generated from `proto/attestd/v1/attestation.proto`.
+#[cfg(feature = "grpc")]
+pub mod v1 {
+    #![allow(clippy::all, missing_docs)]
+    tonic::include_proto!("attestd.v1");
+}

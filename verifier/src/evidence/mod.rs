@@ -1,0 +1,99 @@
+//! Verification of attestd evidence (COSE_Sign1 over EAT claims, see
+//! docs/evidence.md): signature first, then key trust, then the claims
+//! against the relying party's policy.
+
+mod policy;
+
+#[cfg(test)]
+mod evidence_test;
+#[cfg(test)]
+mod policy_test;
+#[cfg(test)]
+mod test_support;
+
+use attestd_proto::evidence::{parse_envelope, EvidenceClaims, NONCE_MAX, NONCE_MIN};
+use ring::signature::{UnparsedPublicKey, ECDSA_P256_SHA256_FIXED};
+
+use crate::der;
+
+pub use attestd_proto::evidence::EvidenceError;
+
+/// What the relying party requires of evidence. There is no default: each
+/// field is a decision the caller must make.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EvidencePolicy {
+    /// The nonce the relying party sent, [`NONCE_MIN`]..=[`NONCE_MAX`] bytes.
+    pub expected_nonce: Vec<u8>,
+    /// The verifier's clock, seconds since the Unix epoch (passed in: the
+    /// verifier does no I/O, and tests choose their time).
+    pub now_unix_secs: i64,
+    /// Oldest acceptable `iat`: `now - max_age_secs`.
+    pub max_age_secs: u64,
+    /// How far `iat` may lie ahead of `now` (clock skew between hosts).
+    pub max_future_skew_secs: u64,
+    /// The relying party's own name. Evidence bound to an audience is
+    /// accepted only by a verifier naming exactly that audience, and a
+    /// verifier naming one accepts only evidence bound to it.
+    pub audience: Option<String>,
+    /// SubjectPublicKeyInfo DER of the accepted session keys. `None` accepts
+    /// the embedded key: the check is then integrity only, since until node
+    /// attestation lands the key is self-asserted.
+    pub trusted_keys: Option<Vec<Vec<u8>>>,
+    /// Selectors the evidence must all carry.
+    pub required_selectors: Vec<String>,
+}
+
+/// Evidence that passed every check of the policy.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VerifiedEvidence {
+    pub claims: EvidenceClaims,
+    /// The session key as SubjectPublicKeyInfo DER (what `trusted_keys` pins).
+    pub session_key_spki: Vec<u8>,
+}
+
+/// Verifies attestd evidence against `policy`.
+///
+/// Order matters: size and structure, then the ES256 signature over the
+/// Sig_structure, then key trust; only signed bytes from a trusted key are
+/// decoded as claims, which are then held to the nonce, time window,
+/// audience and selectors.
+pub fn verify_evidence(
+    bytes: &[u8],
+    policy: &EvidencePolicy,
+) -> Result<VerifiedEvidence, EvidenceError> {
+    // A misconfigured verifier is reported as such, whatever the evidence.
+    let nonce_len = policy.expected_nonce.len();
+    if !(NONCE_MIN..=NONCE_MAX).contains(&nonce_len) {
+        return Err(EvidenceError::InvalidPolicy(format!(
+            "expected nonce is {nonce_len} bytes; {NONCE_MIN} to {NONCE_MAX} are allowed"
+        )));
+    }
+
+    let envelope = parse_envelope(bytes)?;
+    UnparsedPublicKey::new(&ECDSA_P256_SHA256_FIXED, &envelope.session_public_key)
+        .verify(&envelope.tbs, &envelope.signature)
+        .map_err(|_| EvidenceError::SignatureInvalid)?;
+
+    let session_key_spki = p256_spki_der(&envelope.session_public_key);
+    policy::check_trusted_key(&session_key_spki, policy.trusted_keys.as_deref())?;
+
+    let claims = EvidenceClaims::from_cbor(&envelope.payload)?;
+    policy::check_nonce(&claims.nonce, &policy.expected_nonce)?;
+    policy::check_issued_at(claims.issued_at, policy)?;
+    policy::check_audience(claims.audience.as_deref(), policy.audience.as_deref())?;
+    policy::check_selectors(&claims.selectors, &policy.required_selectors)?;
+    Ok(VerifiedEvidence {
+        claims,
+        session_key_spki,
+    })
+}
+
+/// SubjectPublicKeyInfo for a P-256 key (RFC 5480): id-ecPublicKey with the
+/// prime256v1 parameter, and the uncompressed point as the BIT STRING.
+pub(crate) fn p256_spki_der(point: &[u8]) -> Vec<u8> {
+    let algorithm = der::sequence(&[
+        &der::object_id(der::oid::EC_PUBLIC_KEY),
+        &der::object_id(der::oid::NIST_P256),
+    ]);
+    der::sequence(&[&algorithm, &der::bit_string(point)])
+}
