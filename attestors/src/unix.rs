@@ -28,11 +28,61 @@ const NSS_EINTR_RETRIES: u32 = 3;
 #[derive(Clone, Debug)]
 pub struct UnixAttestor {
     procfs: ProcFs,
+    names: std::sync::Arc<NameCache>,
 }
 
 impl UnixAttestor {
     pub fn new(procfs: ProcFs) -> Self {
-        UnixAttestor { procfs }
+        UnixAttestor {
+            procfs,
+            names: std::sync::Arc::new(NameCache::default()),
+        }
+    }
+}
+
+/// How long a looked-up name (or its absence) is reused. Every NSS lookup opens
+/// and parses /etc/passwd or /etc/group (or asks a directory service), several
+/// per request; a renamed user shows up here within this time.
+const NAME_TTL: std::time::Duration = std::time::Duration::from_secs(30);
+/// Names kept at most; the cache is simply emptied when full.
+const NAME_CACHE_ENTRIES: usize = 4096;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+enum NameKind {
+    User,
+    Group,
+}
+
+type NameEntry = (Option<Vec<u8>>, std::time::Instant);
+
+/// uid and gid names, remembered for `NAME_TTL`.
+#[derive(Debug, Default)]
+struct NameCache {
+    entries: std::sync::Mutex<std::collections::HashMap<(NameKind, u32), NameEntry>>,
+}
+
+impl NameCache {
+    fn get(&self, kind: NameKind, id: u32) -> Option<Vec<u8>> {
+        let now = std::time::Instant::now();
+        {
+            let entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some((name, at)) = entries.get(&(kind, id)) {
+                if now.duration_since(*at) < NAME_TTL {
+                    return name.clone();
+                }
+            }
+        }
+        // Looked up without the lock held: NSS may be slow.
+        let name = match kind {
+            NameKind::User => user_name(id),
+            NameKind::Group => group_name(id),
+        };
+        let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        if entries.len() >= NAME_CACHE_ENTRIES {
+            entries.clear();
+        }
+        entries.insert((kind, id), (name.clone(), now));
+        name
     }
 }
 
@@ -48,11 +98,11 @@ impl Attestor for UnixAttestor {
         let uid = status.uid.effective;
         let gid = status.gid.effective;
         let mut selectors = vec![Selector::new("unix", "uid", uid.to_string())];
-        if let Some(name) = user_name(uid) {
+        if let Some(name) = self.names.get(NameKind::User, uid) {
             selectors.push(Selector::from_bytes("unix", "user", &name));
         }
         selectors.push(Selector::new("unix", "gid", gid.to_string()));
-        if let Some(name) = group_name(gid) {
+        if let Some(name) = self.names.get(NameKind::Group, gid) {
             selectors.push(Selector::from_bytes("unix", "group", &name));
         }
 
@@ -65,7 +115,7 @@ impl Attestor for UnixAttestor {
                 "supplementary-gid",
                 group.to_string(),
             ));
-            if let Some(name) = group_name(group) {
+            if let Some(name) = self.names.get(NameKind::Group, group) {
                 selectors.push(Selector::from_bytes("unix", "supplementary-group", &name));
             }
         }

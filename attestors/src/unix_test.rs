@@ -2,7 +2,7 @@
 //! test host's NSS, so only ids every Linux host names the same way are used.
 use std::path::Path;
 
-use super::{group_name, user_name, UnixAttestor};
+use super::{group_name, user_name, NameCache, NameKind, UnixAttestor};
 use crate::procfs::ProcFs;
 use crate::selector::{Attestor, AttestorError, Selector};
 
@@ -114,4 +114,28 @@ fn nss_lookups_name_root_and_nothing_for_unassigned_ids() {
     assert_eq!(group_name(0).as_deref(), Some(&b"root"[..]));
     assert_eq!(user_name(UNNAMED_ID), None);
     assert_eq!(group_name(UNNAMED_ID), None);
+}
+
+#[test]
+fn names_are_looked_up_once_and_agree_with_nss() {
+    let cache = NameCache::default();
+    let direct = user_name(0);
+    assert_eq!(cache.get(NameKind::User, 0), direct);
+    assert_eq!(cache.get(NameKind::User, 0), direct);
+    assert_eq!(cache.get(NameKind::Group, 0), group_name(0));
+    let entries = cache.entries.lock().unwrap();
+    assert_eq!(entries.len(), 2, "one entry per (kind, id)");
+}
+
+#[test]
+fn an_unknown_id_is_remembered_as_nameless() {
+    let cache = NameCache::default();
+    // No NSS database on a test host names this id.
+    assert_eq!(cache.get(NameKind::User, 3_999_999_999), None);
+    assert!(cache
+        .entries
+        .lock()
+        .unwrap()
+        .get(&(NameKind::User, 3_999_999_999))
+        .is_some_and(|(name, _)| name.is_none()));
 }
