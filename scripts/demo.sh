@@ -9,7 +9,9 @@ ATTESTD=${1:-target/release/attestd}
 [ -x "$ATTESTD" ] || { echo "demo: $ATTESTD is not built (run make demo)" >&2; exit 1; }
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/attestd-demo.XXXXXX")
 SWTPM_PID=""
+DAEMON_PID=""
 cleanup() {
+	[ -n "$DAEMON_PID" ] && kill "$DAEMON_PID" 2>/dev/null && wait "$DAEMON_PID" 2>/dev/null || true
 	[ -n "$SWTPM_PID" ] && kill "$SWTPM_PID" 2>/dev/null || true
 	rm -rf "$WORK"
 }
@@ -86,4 +88,38 @@ else
 	echo "   AK name changed across restarts" >&2; exit 1
 fi
 
-step "Done. Later milestones extend this demo to the issuer, node SVIDs and workloads."
+step "7. attestd run: the daemon serves workloads on a Unix socket"
+cat >"$WORK/attestd.toml" <<CONF
+[api]
+socket = "$WORK/api.sock"
+[tpm]
+tcti = "$TCTI"
+state_dir = "$WORK/state"
+CONF
+"$ATTESTD" check-config --config "$WORK/attestd.toml" --config-dir "$WORK/attestd.d" | sed 's/^/   /'
+ATTESTD_LOG=info "$ATTESTD" run --config "$WORK/attestd.toml" --config-dir "$WORK/attestd.d" \
+	2>"$WORK/daemon.log" &
+DAEMON_PID=$!
+for _ in $(seq 100); do
+	"$ATTESTD" describe --socket "$WORK/api.sock" >/dev/null 2>&1 && break
+	kill -0 "$DAEMON_PID" 2>/dev/null || { cat "$WORK/daemon.log"; exit 1; }
+	sleep 0.05
+done
+
+step "8. A workload asks who it is: selectors from the kernel, not from the caller"
+"$ATTESTD" describe --socket "$WORK/api.sock" | sed 's/^/   /'
+
+step "9. ...and takes away signed evidence for a relying party's nonce"
+RP_NONCE=$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')
+"$ATTESTD" evidence --socket "$WORK/api.sock" --nonce "$RP_NONCE" --audience demo-verifier \
+	--out "$WORK/evidence.cbor" 2>&1 | sed 's/^/   /'
+PYTHON=target/venv/bin/python
+if [ -x "$PYTHON" ]; then
+	"$PYTHON" tests/python/verify_evidence.py "$WORK/evidence.cbor" "$RP_NONCE" \
+		--audience demo-verifier >"$WORK/claims.json" \
+		&& echo "   pycose: COSE_Sign1 signature and EAT claims verified" \
+		|| { echo "   pycose REJECTED the evidence"; exit 1; }
+	"$PYTHON" -m json.tool "$WORK/claims.json" | sed 's/^/   /' | head -40
+fi
+
+step "Done. Later milestones add the issuer, node SVIDs and SPIFFE identities."
