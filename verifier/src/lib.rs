@@ -1,8 +1,10 @@
 //! attestd-verifier: pure verification of TPM attestation evidence (quotes,
-//! AK attributes, EK certificate chains) and software MakeCredential.
+//! AK attributes, EK certificate chains), of attestd's COSE/EAT workload
+//! evidence, and software MakeCredential.
 //! Bytes in, verdict out: no I/O, no TSS libraries, no panics on input.
 
 pub mod ak;
+mod constant_time;
 pub mod credential;
 mod der;
 pub mod ek_cert;

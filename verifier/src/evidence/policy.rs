@@ -17,7 +17,7 @@ pub(super) fn check_trusted_key(
 }
 
 pub(super) fn check_nonce(nonce: &[u8], expected: &[u8]) -> Result<(), EvidenceError> {
-    if constant_time_eq(nonce, expected) {
+    if crate::constant_time::eq(nonce, expected) {
         Ok(())
     } else {
         Err(EvidenceError::NonceMismatch)
@@ -80,17 +80,4 @@ pub(super) fn check_selectors(
         }),
         None => Ok(()),
     }
-}
-
-/// Equality whose timing does not depend on where the first difference is.
-/// Lengths are public (the verifier chose its nonce's length).
-fn constant_time_eq(left: &[u8], right: &[u8]) -> bool {
-    if left.len() != right.len() {
-        return false;
-    }
-    let difference = left
-        .iter()
-        .zip(right)
-        .fold(0u8, |acc, (a, b)| acc | (a ^ b));
-    std::hint::black_box(difference) == 0
 }

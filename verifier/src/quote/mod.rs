@@ -99,12 +99,12 @@ pub fn verify_quote(
         (Some(quote), st::ATTEST_QUOTE) => quote,
         _ => return Err(QuoteError::NotAQuote(parsed.attest_type)),
     };
-    if !constant_time_eq(&parsed.extra_data, expected_qualifying_data) {
+    if !crate::constant_time::eq(&parsed.extra_data, expected_qualifying_data) {
         return Err(QuoteError::NonceMismatch);
     }
     let hash = signature.hash();
     let digest = pcr_composite_digest(hash, &quote.pcr_select, pcrs)?;
-    if !constant_time_eq(&digest, &quote.pcr_digest) {
+    if !crate::constant_time::eq(&digest, &quote.pcr_digest) {
         return Err(QuoteError::PcrDigestMismatch);
     }
     let pcr_values = quoted_values(&quote.pcr_select, pcrs);
@@ -155,17 +155,4 @@ fn quoted_values(selection: &[PcrSelection], values: &PcrValues) -> PcrValues {
                 .map(|value| (bank, index, value.to_vec()))
         })
         .collect()
-}
-
-/// Equality whose timing does not depend on where the first difference is.
-/// Lengths are public (the nonce length is chosen by the verifier).
-fn constant_time_eq(left: &[u8], right: &[u8]) -> bool {
-    if left.len() != right.len() {
-        return false;
-    }
-    let difference = left
-        .iter()
-        .zip(right)
-        .fold(0u8, |acc, (a, b)| acc | (a ^ b));
-    std::hint::black_box(difference) == 0
 }
