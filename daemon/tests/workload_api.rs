@@ -260,16 +260,26 @@ fn rewriting_a_binary_in_place_changes_the_digest_on_the_next_call() {
     assert_ne!(renamed, after);
 }
 
-/// Where cgroup v2 is mounted, if anywhere.
-fn cgroup2_root() -> Option<PathBuf> {
+/// Where to make test cgroups: the cgroup v2 mount where there is one, else the
+/// v1 `pids` hierarchy.
+fn cgroup_root() -> Option<PathBuf> {
     let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
-    mountinfo.lines().find_map(|line| {
-        let (left, right) = line.split_once(" - ")?;
-        if !right.starts_with("cgroup2 ") {
-            return None;
-        }
-        left.split_whitespace().nth(4).map(PathBuf::from)
-    })
+    let mounts: Vec<(String, PathBuf)> = mountinfo
+        .lines()
+        .filter_map(|line| {
+            let (left, right) = line.split_once(" - ")?;
+            let point = PathBuf::from(left.split_whitespace().nth(4)?);
+            let mut fields = right.split_whitespace();
+            let fstype = fields.next()?;
+            let options = fields.nth(1).unwrap_or("");
+            Some((format!("{fstype} {options}"), point))
+        })
+        .collect();
+    let v2 = mounts.iter().find(|(kind, _)| kind.starts_with("cgroup2 "));
+    let v1 = mounts.iter().find(|(kind, _)| {
+        kind.starts_with("cgroup ") && kind.split([' ', ',']).any(|o| o == "pids")
+    });
+    v2.or(v1).map(|(_, point)| point.clone())
 }
 
 /// A cgroup directory tree made for one test and removed afterwards.
@@ -320,7 +330,7 @@ impl Drop for TestCgroup {
 
 #[test]
 fn processes_in_container_cgroups_get_container_and_pod_selectors() {
-    let root = cgroup2_root().expect("cgroup v2 is mounted on this host");
+    let root = cgroup_root().expect("cgroup v2, or the v1 pids hierarchy, is mounted");
     let daemon = TestDaemon::start();
     let container = "3f4e1b9c0d2a8e7f6b5c4d3e2f1a0b9c8d7e6f5a4b3c2d1e0f9a8b7c6d5e4f3a";
     let pod = "8f2d6c1e-3b4a-4f5e-9d8c-7b6a5e4d3c2b";
