@@ -413,6 +413,51 @@ impl attestd_attestors::selector::Attestor for BarrierAttestor {
     }
 }
 
+/// A real child process connected to a listener of ours: (child, our end).
+fn child_connection(dir: &Path) -> (std::process::Child, std::os::unix::net::UnixStream) {
+    let path = dir.join("peer.sock");
+    let listener = std::os::unix::net::UnixListener::bind(&path).unwrap();
+    let child = Command::new(ATTESTD)
+        .arg("describe")
+        .arg("--socket")
+        .arg(&path)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let (stream, _) = listener.accept().unwrap();
+    (child, stream)
+}
+
+#[test]
+fn the_pidfd_open_fallback_pins_the_caller_and_rejects_a_process_younger_than_the_accept() {
+    use attestd::api::peer::{boot_time_ticks, Peer, PeerError, PidfdMethod};
+    use std::os::fd::AsRawFd;
+    let dir = tempfile::tempdir().unwrap();
+    let procfs = attestd_attestors::procfs::ProcFs::new();
+    let (mut child, stream) = child_connection(dir.path());
+    let peer = Peer::identify_using(
+        stream.as_raw_fd(),
+        &procfs,
+        boot_time_ticks(),
+        PidfdMethod::PidfdOpen,
+    )
+    .unwrap();
+    assert_eq!(peer.pidfd_source, "pidfd_open");
+    assert_eq!(peer.pid as u32, child.id());
+    assert!(peer.is_alive());
+    // Pretend the connection was accepted before this process started: on an old
+    // kernel that is exactly what a reused PID looks like.
+    let reused = Peer::identify_using(stream.as_raw_fd(), &procfs, 0, PidfdMethod::PidfdOpen);
+    assert!(
+        matches!(reused, Err(PeerError::PidReused { .. })),
+        "{reused:?}"
+    );
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(!peer.is_alive(), "the pidfd reports the exit");
+}
+
 /// Accepts one connection from a real child process and identifies it as the
 /// daemon would; returns the child and its peer.
 fn connected_child(dir: &Path) -> (std::process::Child, attestd::api::peer::Peer) {

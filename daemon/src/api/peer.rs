@@ -4,7 +4,6 @@
 
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
-use std::path::Path;
 
 use attestd_attestors::procfs::ProcFs;
 
@@ -42,6 +41,15 @@ pub struct Peer {
     pidfd: OwnedFd,
 }
 
+/// How to pin the peer process.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PidfdMethod {
+    /// SO_PEERPIDFD where the kernel has it, else pidfd_open.
+    Best,
+    /// pidfd_open only: what older kernels get (tests use it to cover that path).
+    PidfdOpen,
+}
+
 impl Peer {
     /// Identifies the peer of a connected Unix socket. `accepted_at_ticks` is the
     /// boot-clock time of accept(), used to reject a PID reused before pidfd_open.
@@ -50,15 +58,28 @@ impl Peer {
         procfs: &ProcFs,
         accepted_at_ticks: u64,
     ) -> Result<Peer, PeerError> {
+        Self::identify_using(socket, procfs, accepted_at_ticks, PidfdMethod::Best)
+    }
+
+    pub fn identify_using(
+        socket: RawFd,
+        procfs: &ProcFs,
+        accepted_at_ticks: u64,
+        method: PidfdMethod,
+    ) -> Result<Peer, PeerError> {
         let cred = peer_cred(socket).map_err(PeerError::PeerCred)?;
         if cred.pid <= 0 {
             return Err(PeerError::NoPid);
         }
         let pid = cred.pid;
-        let (pidfd, pidfd_source) = match peer_pidfd(socket) {
-            Ok(fd) => (fd, "SO_PEERPIDFD"),
+        let from_socket = match method {
+            PidfdMethod::Best => peer_pidfd(socket).ok(),
+            PidfdMethod::PidfdOpen => None,
+        };
+        let (pidfd, pidfd_source) = match from_socket {
+            Some(fd) => (fd, "SO_PEERPIDFD"),
             // Older kernels: open a pidfd by number, then prove it is the same process.
-            Err(_) => (
+            None => (
                 pidfd_open(pid).map_err(|source| PeerError::PidfdOpen { pid, source })?,
                 "pidfd_open",
             ),
@@ -173,18 +194,4 @@ pub fn pidfd_open(pid: i32) -> io::Result<OwnedFd> {
     }
     // SAFETY: see above.
     Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
-}
-
-/// Whether this kernel supports SO_PEERPIDFD (for logs at start-up).
-pub fn kernel_has_peer_pidfd(probe_dir: &Path) -> bool {
-    let path = probe_dir.join(format!(".attestd-probe-{}", std::process::id()));
-    let Ok(listener) = std::os::unix::net::UnixListener::bind(&path) else {
-        return false;
-    };
-    let supported = std::os::unix::net::UnixStream::connect(&path)
-        .ok()
-        .and_then(|_client| listener.accept().ok())
-        .is_some_and(|(server, _)| peer_pidfd(server.as_raw_fd()).is_ok());
-    let _ = std::fs::remove_file(&path);
-    supported
 }
