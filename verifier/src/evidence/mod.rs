@@ -9,6 +9,7 @@ mod evidence_test;
 #[cfg(test)]
 mod policy_test;
 #[cfg(test)]
+#[path = "support_test.rs"]
 mod test_support;
 
 use attestd_proto::evidence::{parse_envelope, EvidenceClaims, NONCE_MAX, NONCE_MIN};
