@@ -107,17 +107,20 @@ impl WorkloadAttestor {
             }
             results
         };
-        let binary = async {
-            let exe = self.procfs.exe_path(pid).map_err(|e| e.to_string());
-            let digest =
-                match tokio::time::timeout(self.deadline, self.binaries.digest_of_pid(pid)).await {
-                    Ok(Ok(digest)) => Ok(digest),
-                    Ok(Err(error)) => Err(error.to_string()),
-                    // The hash goes on in the background and will be cached for next time.
-                    Err(_) => Err(format!("hashing did not finish within {:?}", self.deadline)),
-                };
-            (exe, digest)
-        };
+        let binary =
+            async {
+                let exe = self.procfs.exe_path(pid).map_err(|e| e.to_string());
+                let digest =
+                    match tokio::time::timeout_at(deadline_at, self.binaries.digest_of_pid(pid))
+                        .await
+                    {
+                        Ok(Ok(digest)) => Ok(digest),
+                        Ok(Err(error)) => Err(error.to_string()),
+                        // The hash goes on in the background and will be cached for next time.
+                        Err(_) => Err(format!("hashing did not finish within {:?}", self.deadline)),
+                    };
+                (exe, digest)
+            };
         let (results, (exe, digest)) = tokio::join!(runs, binary);
 
         let mut selectors: Vec<Selector> = self.host.selectors();

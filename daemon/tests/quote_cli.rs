@@ -1,38 +1,17 @@
 //! `attestd quote` against a real swtpm, checked by verifiers we did not write:
 //! tpm2-tools' `tpm2_checkquote` and keylime's `checkquote`.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
-use std::sync::mpsc;
-use std::thread;
+mod common;
+
+use std::path::Path;
+use std::process::{Command, Output};
 use std::time::Duration;
 
 use attestd_tests::swtpm::Swtpm;
+use common::{repo_root, run, venv_python};
 
 const NONCE: &str = "0badc0ffee0ddf00d0123456789abcdef0";
 const PCRS: &str = "sha256:0,1,2,3,4,5,6,7";
-
-/// Runs a command to completion, failing the test if it does not finish in time
-/// (a hang is a bug we want reported, not a stuck CI run).
-fn run_with_deadline(mut command: Command, deadline: Duration) -> Output {
-    let child = command
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn");
-    let pid = child.id();
-    let (done_tx, done_rx) = mpsc::channel();
-    thread::spawn(move || {
-        let _ = done_tx.send(child.wait_with_output());
-    });
-    match done_rx.recv_timeout(deadline) {
-        Ok(output) => output.expect("wait"),
-        Err(_) => {
-            let _ = Command::new("kill").arg("-9").arg(pid.to_string()).status();
-            panic!("{command:?} did not finish within {deadline:?}");
-        }
-    }
-}
 
 fn attestd(swtpm: &Swtpm, state_dir: &Path, out: &Path, nonce: &str) -> Output {
     let mut command = Command::new(env!("CARGO_BIN_EXE_attestd"));
@@ -48,7 +27,7 @@ fn attestd(swtpm: &Swtpm, state_dir: &Path, out: &Path, nonce: &str) -> Output {
         .arg(PCRS)
         .arg("--out")
         .arg(out);
-    run_with_deadline(command, Duration::from_secs(60))
+    run(command, Duration::from_secs(60))
 }
 
 fn quote_ok(swtpm: &Swtpm, state_dir: &Path, out: &Path, nonce: &str) {
@@ -77,30 +56,16 @@ fn checkquote(dir: &Path, nonce: &str) -> Output {
         .arg("sha256")
         .arg("-q")
         .arg(nonce);
-    run_with_deadline(command, Duration::from_secs(30))
-}
-
-fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("daemon/ has a parent")
-        .to_owned()
+    run(command, Duration::from_secs(30))
 }
 
 fn keylime_checkquote(dir: &Path, nonce: &str) -> Output {
-    let root = repo_root();
-    let python = root.join("target/venv/bin/python");
-    assert!(
-        python.exists(),
-        "{} is missing: run scripts/ensure-deps.sh (make test does)",
-        python.display()
-    );
-    let mut command = Command::new(python);
+    let mut command = Command::new(venv_python());
     command
-        .arg(root.join("tests/python/keylime_checkquote.py"))
+        .arg(repo_root().join("tests/python/keylime_checkquote.py"))
         .arg(dir)
         .arg(nonce);
-    run_with_deadline(command, Duration::from_secs(60))
+    run(command, Duration::from_secs(60))
 }
 
 fn flip_byte(path: &Path, offset: usize) {
@@ -184,7 +149,7 @@ fn quote_with_ak(swtpm: &Swtpm, state: &Path, out: &Path, ak: &str) {
         .arg(state)
         .args(["--nonce", NONCE, "--pcrs", PCRS, "--out"])
         .arg(out);
-    let output = run_with_deadline(command, Duration::from_secs(60));
+    let output = run(command, Duration::from_secs(60));
     assert!(
         output.status.success(),
         "{ak}: {}",
@@ -231,7 +196,7 @@ fn rsapss_ak_quote_signature_verifies_with_openssl() {
             .arg("-signature")
             .arg(out.join("raw.sig"))
             .arg(message);
-        run_with_deadline(command, Duration::from_secs(30))
+        run(command, Duration::from_secs(30))
     };
     let good = openssl(&out.join("quote.msg"));
     assert!(
@@ -285,7 +250,7 @@ fn tpm2_tool(swtpm: &Swtpm, args: &[&str], dir: &Path) {
         .env("TPM2TOOLS_TCTI", swtpm.tcti())
         .current_dir(dir)
         .args(&args[1..]);
-    let output = run_with_deadline(command, Duration::from_secs(30));
+    let output = run(command, Duration::from_secs(30));
     assert!(
         output.status.success(),
         "{args:?}: {}",
@@ -294,7 +259,7 @@ fn tpm2_tool(swtpm: &Swtpm, args: &[&str], dir: &Path) {
     // tpm2-tools leave objects loaded; swtpm has three slots and no resource manager.
     let mut flush = Command::new("tpm2_flushcontext");
     flush.env("TPM2TOOLS_TCTI", swtpm.tcti()).arg("-t");
-    run_with_deadline(flush, Duration::from_secs(30));
+    run(flush, Duration::from_secs(30));
 }
 
 #[test]

@@ -461,17 +461,7 @@ fn the_pidfd_open_fallback_pins_the_caller_and_rejects_a_process_younger_than_th
 /// Accepts one connection from a real child process and identifies it as the
 /// daemon would; returns the child and its peer.
 fn connected_child(dir: &Path) -> (std::process::Child, attestd::api::peer::Peer) {
-    let path = dir.join("peer.sock");
-    let listener = std::os::unix::net::UnixListener::bind(&path).unwrap();
-    let child = Command::new(ATTESTD)
-        .arg("describe")
-        .arg("--socket")
-        .arg(&path)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let (stream, _) = listener.accept().unwrap();
+    let (child, stream) = child_connection(dir);
     use std::os::fd::AsRawFd;
     let peer = attestd::api::peer::Peer::identify(
         stream.as_raw_fd(),
