@@ -251,3 +251,50 @@ fn reads_this_process_from_real_proc() {
     assert!(procfs.start_time_ticks(pid).unwrap() > 0);
     assert!(!procfs.cgroup(pid).unwrap().is_empty());
 }
+
+#[test]
+fn held_files_read_the_same_inputs_as_the_path_readers() {
+    let procfs = ProcFs::new();
+    let pid = std::process::id() as i32;
+    let files = procfs.open_process(pid).unwrap();
+    let inputs = files.read_inputs().unwrap();
+    let status = procfs.status(pid).unwrap();
+    assert_eq!(inputs.uid, status.uid.effective);
+    assert_eq!(inputs.gid, status.gid.effective);
+    let mut groups = status.groups.clone();
+    groups.sort_unstable();
+    groups.dedup();
+    assert_eq!(inputs.groups, groups);
+    assert_eq!(inputs.cgroup, procfs.cgroup(pid).unwrap());
+    assert_eq!(inputs.exe, procfs.exe_path(pid).unwrap());
+    let exe = std::fs::File::open(std::env::current_exe().unwrap()).unwrap();
+    assert_eq!(
+        inputs.exe_key,
+        crate::binary::FileKey::from_metadata(&exe.metadata().unwrap()),
+        "statx without sync and fstat agree on a local filesystem"
+    );
+    assert_eq!(
+        files.read_inputs().unwrap(),
+        inputs,
+        "a second read is equal"
+    );
+}
+
+#[test]
+fn held_files_stop_working_when_their_process_exits() {
+    let mut child = std::process::Command::new("cat")
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id() as i32;
+    let files = ProcFs::new().open_process(pid).unwrap();
+    assert!(files.read_inputs().is_ok());
+    child.kill().unwrap();
+    child.wait().unwrap();
+    // Reaped: the pid is free for reuse, and the held files must not follow it.
+    let after = files.read_inputs();
+    assert!(
+        matches!(after, Err(AttestorError::ProcessGone { pid: gone }) if gone == pid),
+        "{after:?}"
+    );
+}

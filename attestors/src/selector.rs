@@ -10,6 +10,8 @@
 use std::fmt;
 use std::path::PathBuf;
 
+use crate::procfs::ProcessInputs;
+
 /// A typed fact about a process or host: `kind:key:value`, e.g. `unix:uid:1000`.
 ///
 /// `kind` and `key` are fixed by the attestor; `value` is escaped by
@@ -134,6 +136,19 @@ pub trait Attestor: Send + Sync {
 
     /// The selectors for process `pid`, as seen from this daemon's namespaces.
     fn attest(&self, pid: i32) -> Result<Vec<Selector>, AttestorError>;
+
+    /// The selectors for the process whose files gave `inputs`, if this
+    /// attestor's answer is derived from those inputs alone (NSS names aside).
+    /// The daemon reuses such answers for as long as a fresh read of the
+    /// process gives equal inputs. An attestor that looks at anything else keeps
+    /// the default, `None`: then `attest` runs on every request.
+    fn attest_inputs(
+        &self,
+        inputs: &ProcessInputs,
+    ) -> Option<Result<Vec<Selector>, AttestorError>> {
+        let _ = inputs;
+        None
+    }
 }
 
 #[cfg(test)]

@@ -6,7 +6,9 @@
 
 use std::ffi::CStr;
 
-use crate::procfs::ProcFs;
+use std::path::Path;
+
+use crate::procfs::{ProcFs, ProcessInputs};
 use crate::selector::{Attestor, AttestorError, Selector};
 
 /// Buffers for getpwuid_r/getgrgid_r grow from here on ERANGE…
@@ -94,9 +96,28 @@ impl Attestor for UnixAttestor {
     fn attest(&self, pid: i32) -> Result<Vec<Selector>, AttestorError> {
         let status = self.procfs.status(pid)?;
         let exe = self.procfs.exe_path(pid)?;
+        let mut groups = status.groups;
+        groups.sort_unstable();
+        groups.dedup();
+        Ok(self.selectors(status.uid.effective, status.gid.effective, &groups, &exe))
+    }
 
-        let uid = status.uid.effective;
-        let gid = status.gid.effective;
+    fn attest_inputs(
+        &self,
+        inputs: &ProcessInputs,
+    ) -> Option<Result<Vec<Selector>, AttestorError>> {
+        Some(Ok(self.selectors(
+            inputs.uid,
+            inputs.gid,
+            &inputs.groups,
+            &inputs.exe,
+        )))
+    }
+}
+
+impl UnixAttestor {
+    /// `groups` sorted and without repeats.
+    fn selectors(&self, uid: u32, gid: u32, groups: &[u32], exe: &Path) -> Vec<Selector> {
         let mut selectors = vec![Selector::new("unix", "uid", uid.to_string())];
         if let Some(name) = self.names.get(NameKind::User, uid) {
             selectors.push(Selector::from_bytes("unix", "user", &name));
@@ -105,11 +126,7 @@ impl Attestor for UnixAttestor {
         if let Some(name) = self.names.get(NameKind::Group, gid) {
             selectors.push(Selector::from_bytes("unix", "group", &name));
         }
-
-        let mut groups = status.groups;
-        groups.sort_unstable();
-        groups.dedup();
-        for group in groups {
+        for &group in groups {
             selectors.push(Selector::new(
                 "unix",
                 "supplementary-gid",
@@ -119,13 +136,12 @@ impl Attestor for UnixAttestor {
                 selectors.push(Selector::from_bytes("unix", "supplementary-group", &name));
             }
         }
-
         selectors.push(Selector::from_bytes(
             "unix",
             "path",
             exe.as_os_str().as_encoded_bytes(),
         ));
-        Ok(selectors)
+        selectors
     }
 }
 

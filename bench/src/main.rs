@@ -85,7 +85,10 @@ fn percentile(sorted: &[u32], p: f64) -> u32 {
     sorted[rank.min(sorted.len() - 1)]
 }
 
-#[tokio::main]
+// One thread drives every client: the load generator shares the machine with the
+// daemon, and a second runtime worker would spend cores on wake-ups rather than on
+// requests (docs/BENCHMARKS.md).
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> ExitCode {
     let args = std::sync::Arc::new(Args::parse());
     let barrier = std::sync::Arc::new(tokio::sync::Barrier::new(args.clients.max(1)));

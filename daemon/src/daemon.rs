@@ -71,6 +71,7 @@ impl Daemon {
     /// When this returns, clients can connect (they are served once `serve` runs).
     pub async fn bind(self) -> Result<BoundDaemon, RunError> {
         let config = self.config;
+        raise_fd_limit(config.api.max_connections);
         let procfs = ProcFs::at(&config.attestors.proc_root);
         let ueid = if config.tpm.enabled {
             Some(open_tpm_ueid(&config).await?)
@@ -202,4 +203,43 @@ async fn open_tpm_ueid(config: &Config) -> Result<Vec<u8>, RunError> {
     ueid.extend(HashAlg::Sha256.digest(&spki));
     info!(ek = %hex::encode(&ueid[1..]), ak = %hex::encode(&tpm.ak().name), "TPM ready");
     Ok(ueid)
+}
+
+/// Descriptors one connection holds: the socket, the caller's pidfd, and its
+/// `/proc/<pid>` directory, `status` and `cgroup` files.
+const FDS_PER_CONNECTION: u64 = 5;
+/// Descriptors for everything else: the listener, the TPM, logs, hashing.
+const FDS_SPARE: u64 = 256;
+
+/// Raises the soft limit on open files to what `max_connections` needs, within
+/// the hard limit. Most systems start services with a soft limit of 1024, which
+/// would cap the daemon at about 200 connections. Past the limit nothing breaks:
+/// new connections are refused, and a connection that cannot hold its caller's
+/// files open is served without reusing answers.
+fn raise_fd_limit(max_connections: usize) {
+    let wanted = (max_connections as u64)
+        .saturating_mul(FDS_PER_CONNECTION)
+        .saturating_add(FDS_SPARE);
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: valid out-pointer.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } != 0 || limit.rlim_cur >= wanted
+    {
+        return;
+    }
+    let raised = libc::rlimit {
+        rlim_cur: wanted.min(limit.rlim_max),
+        rlim_max: limit.rlim_max,
+    };
+    // SAFETY: valid in-pointer.
+    if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raised) } != 0 || raised.rlim_cur < wanted {
+        warn!(
+            soft = raised.rlim_cur,
+            hard = limit.rlim_max,
+            wanted,
+            "the open-file limit is below what api.max_connections needs; raise LimitNOFILE"
+        );
+    }
 }

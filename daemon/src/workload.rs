@@ -3,12 +3,12 @@
 //! still the same live process before anything is answered.
 
 use std::path::PathBuf;
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
 
 use attestd_attestors::binary::{BinaryDigest, BinaryDigestCache};
 use attestd_attestors::host::HostInfo;
-use attestd_attestors::procfs::ProcFs;
+use attestd_attestors::procfs::{ProcFs, ProcessFiles, ProcessInputs};
 use attestd_attestors::selector::{Attestor, Selector};
 use tracing::debug;
 
@@ -79,18 +79,61 @@ impl WorkloadAttestor {
     /// Attests `peer`. Attestor failures are reported in `outcomes`, not as errors:
     /// fewer selectors means less identity, never a wrong one. The one hard failure
     /// is a caller that did not survive until the end.
-    pub async fn attest(&self, peer: &Peer) -> Result<WorkloadAttestation, WorkloadError> {
-        let pid = peer.pid;
+    ///
+    /// A connection remembers its last complete answer together with the
+    /// [`ProcessInputs`] it was derived from. When a fresh read of the caller's
+    /// credentials, cgroups and executable gives equal inputs, and the answer is
+    /// younger than [`REUSE_FOR`], that answer is returned without running the
+    /// attestors again: it is exactly what they would compute from these inputs.
+    pub async fn attest(&self, peer: &Peer) -> Result<Arc<WorkloadAttestation>, WorkloadError> {
+        let inputs = peer.memory.read_inputs(&self.procfs, peer.pid);
+        if let Some(inputs) = &inputs {
+            if let Some(known) = peer.memory.recall(inputs) {
+                return if peer.is_alive() {
+                    Ok(known)
+                } else {
+                    Err(WorkloadError::CallerGone)
+                };
+            }
+        }
+        let (attestation, reusable) = self.attest_afresh(peer.pid, inputs.as_ref()).await;
+
+        // Everything above read /proc/<pid>. If the process is still alive now, it
+        // held that PID the whole time, so every read was about the caller.
+        if !peer.is_alive() {
+            return Err(WorkloadError::CallerGone);
+        }
+        let attestation = Arc::new(attestation);
+        if let (true, Some(inputs)) = (reusable, inputs) {
+            peer.memory.remember(inputs, Arc::clone(&attestation));
+        }
+        Ok(attestation)
+    }
+
+    /// Runs every attestor and the digest lookup. The answer is reusable when every
+    /// part succeeded and was derived from `inputs` alone.
+    async fn attest_afresh(
+        &self,
+        pid: i32,
+        inputs: Option<&ProcessInputs>,
+    ) -> (WorkloadAttestation, bool) {
         // Start every attestor now, on blocking threads, against one shared deadline.
         let deadline_at = tokio::time::Instant::now() + self.deadline;
+        let shared_inputs = inputs.map(|inputs| Arc::new(inputs.clone()));
         let started: Vec<_> = self
             .attestors
             .iter()
             .map(|attestor| {
                 let attestor = attestor.clone();
+                let inputs = shared_inputs.clone();
                 (
                     attestor.name(),
-                    tokio::task::spawn_blocking(move || attestor.attest(pid)),
+                    tokio::task::spawn_blocking(move || {
+                        match inputs.and_then(|inputs| attestor.attest_inputs(&inputs)) {
+                            Some(result) => (result, true),
+                            None => (attestor.attest(pid), false),
+                        }
+                    }),
                 )
             })
             .collect();
@@ -98,8 +141,8 @@ impl WorkloadAttestor {
             let mut results = Vec::with_capacity(started.len());
             for (name, handle) in started {
                 let result = match tokio::time::timeout_at(deadline_at, handle).await {
-                    Ok(Ok(Ok(selectors))) => Ok(selectors),
-                    Ok(Ok(Err(error))) => Err(error.to_string()),
+                    Ok(Ok((Ok(selectors), from_inputs))) => Ok((selectors, from_inputs)),
+                    Ok(Ok((Err(error), _))) => Err(error.to_string()),
                     Ok(Err(join)) => Err(format!("attestor crashed: {join}")),
                     Err(_) => Err(format!("no answer within {:?}", self.deadline)),
                 };
@@ -109,7 +152,10 @@ impl WorkloadAttestor {
         };
         let binary =
             async {
-                let exe = self.procfs.exe_path(pid).map_err(|e| e.to_string());
+                let exe = match inputs {
+                    Some(inputs) => Ok(inputs.exe.clone()),
+                    None => self.procfs.exe_path(pid).map_err(|e| e.to_string()),
+                };
                 let digest =
                     match tokio::time::timeout_at(deadline_at, self.binaries.digest_of_pid(pid))
                         .await
@@ -123,15 +169,18 @@ impl WorkloadAttestor {
             };
         let (results, (exe, digest)) = tokio::join!(runs, binary);
 
+        let mut reusable = inputs.is_some();
         let mut selectors: Vec<Selector> = self.host.selectors();
         let mut outcomes = Vec::with_capacity(results.len() + 1);
         for (name, result) in results {
             match result {
-                Ok(found) => {
+                Ok((found, from_inputs)) => {
+                    reusable &= from_inputs;
                     selectors.extend(found);
                     outcomes.push(AttestorOutcome { name, error: None });
                 }
                 Err(error) => {
+                    reusable = false;
                     debug!(pid, attestor = name, %error, "attestor failed");
                     outcomes.push(AttestorOutcome {
                         name,
@@ -142,6 +191,9 @@ impl WorkloadAttestor {
         }
         let binary = match (exe, digest) {
             (Ok(path), Ok(digest)) => {
+                // The digest must be of the very file the inputs saw: an execve
+                // between the two reads would pair one file's path with another's hash.
+                reusable &= inputs.is_some_and(|inputs| inputs.exe_key == digest.key);
                 selectors.push(Selector::new("unix", "sha256", hex::encode(digest.sha256)));
                 outcomes.push(AttestorOutcome {
                     name: BINARY_ATTESTOR,
@@ -150,6 +202,7 @@ impl WorkloadAttestor {
                 Some((path, digest))
             }
             (path, digest) => {
+                reusable = false;
                 let error = [path.err(), digest.err()]
                     .into_iter()
                     .flatten()
@@ -164,16 +217,74 @@ impl WorkloadAttestor {
         };
         selectors.sort();
         selectors.dedup();
-
-        // Everything above read /proc/<pid>. If the process is still alive now, it
-        // held that PID the whole time, so every read was about the caller.
-        if !peer.is_alive() {
-            return Err(WorkloadError::CallerGone);
-        }
-        Ok(WorkloadAttestation {
+        let attestation = WorkloadAttestation {
             selectors,
             outcomes,
             binary,
-        })
+        };
+        (attestation, reusable)
+    }
+}
+
+/// How long a connection may reuse an answer while its caller's inputs stay
+/// the same. The inputs cover everything the kernel says; this bound is for what
+/// they do not cover: user and group names from NSS, and the host's name.
+pub const REUSE_FOR: Duration = Duration::from_secs(10);
+
+/// What one connection remembers about its caller between requests: the caller's
+/// `/proc` files, held open, and the last complete answer with the inputs it was
+/// derived from.
+#[derive(Debug, Default)]
+pub struct CallerMemory {
+    files: OnceLock<ProcessFiles>,
+    last: Mutex<Option<Remembered>>,
+}
+
+#[derive(Debug)]
+struct Remembered {
+    inputs: ProcessInputs,
+    attestation: Arc<WorkloadAttestation>,
+    at: Instant,
+}
+
+impl CallerMemory {
+    /// A fresh read of the caller's inputs, or None when they cannot be read
+    /// (then nothing is reused, and the attestors report what went wrong).
+    ///
+    /// The files are opened on first use, by pid. That is sound because an
+    /// answer is only ever remembered after the caller's pidfd showed it alive,
+    /// so it held that pid when the files were opened; and once it has exited,
+    /// every request on the connection is refused.
+    fn read_inputs(&self, procfs: &ProcFs, pid: i32) -> Option<ProcessInputs> {
+        let files = match self.files.get() {
+            Some(files) => files,
+            None => match procfs.open_process(pid) {
+                Ok(files) => self.files.get_or_init(|| files),
+                Err(error) => {
+                    debug!(pid, %error, "cannot hold the caller's /proc files open");
+                    return None;
+                }
+            },
+        };
+        files
+            .read_inputs()
+            .inspect_err(|error| debug!(pid, %error, "cannot read the caller's inputs"))
+            .ok()
+    }
+
+    fn recall(&self, inputs: &ProcessInputs) -> Option<Arc<WorkloadAttestation>> {
+        let last = self.last.lock().unwrap_or_else(|p| p.into_inner());
+        let last = last.as_ref()?;
+        (last.inputs == *inputs && last.at.elapsed() < REUSE_FOR)
+            .then(|| Arc::clone(&last.attestation))
+    }
+
+    fn remember(&self, inputs: ProcessInputs, attestation: Arc<WorkloadAttestation>) {
+        let mut last = self.last.lock().unwrap_or_else(|p| p.into_inner());
+        *last = Some(Remembered {
+            inputs,
+            attestation,
+            at: Instant::now(),
+        });
     }
 }

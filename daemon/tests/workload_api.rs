@@ -557,3 +557,184 @@ fn a_caller_that_stays_is_attested_through_the_same_barrier() {
     child.kill().unwrap();
     child.wait().unwrap();
 }
+
+/// A caller that changes itself on command (tests/python/changing_peer.py),
+/// connected to a listener of ours and identified as the daemon would.
+struct ChangingPeer {
+    child: std::process::Child,
+    stdin: std::process::ChildStdin,
+    stdout: std::io::BufReader<std::process::ChildStdout>,
+    peer: attestd::api::peer::Peer,
+    _connection: std::os::unix::net::UnixStream,
+}
+
+impl ChangingPeer {
+    fn start(dir: &Path) -> ChangingPeer {
+        use std::os::fd::AsRawFd;
+        let path = dir.join("changing.sock");
+        let listener = std::os::unix::net::UnixListener::bind(&path).unwrap();
+        let mut child = Command::new(venv_python())
+            .arg(repo_root().join("tests/python/changing_peer.py"))
+            .arg(&path)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let (connection, _) = listener.accept().unwrap();
+        let peer = attestd::api::peer::Peer::identify(
+            connection.as_raw_fd(),
+            &attestd_attestors::procfs::ProcFs::new(),
+            attestd::api::peer::boot_time_ticks(),
+        )
+        .unwrap();
+        let stdin = child.stdin.take().unwrap();
+        let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+        assert_eq!(read_line(&mut stdout), "connected");
+        ChangingPeer {
+            child,
+            stdin,
+            stdout,
+            peer,
+            _connection: connection,
+        }
+    }
+
+    /// Sends one line and waits for the reply line.
+    fn command(&mut self, line: &str) -> String {
+        self.send(line);
+        read_line(&mut self.stdout)
+    }
+
+    fn send(&mut self, line: &str) {
+        use std::io::Write;
+        writeln!(self.stdin, "{line}").unwrap();
+        self.stdin.flush().unwrap();
+    }
+}
+
+impl Drop for ChangingPeer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn read_line(reader: &mut impl std::io::BufRead) -> String {
+    let mut line = String::new();
+    reader.read_line(&mut line).unwrap();
+    line.trim_end().to_owned()
+}
+
+/// The daemon's attestors, with nothing added.
+fn standard_workload_attestor() -> attestd::workload::WorkloadAttestor {
+    use attestd_attestors::binary::{BinaryDigestCache, BinaryDigestConfig};
+    use attestd_attestors::procfs::ProcFs;
+    let procfs = ProcFs::new();
+    attestd::workload::WorkloadAttestor::new(
+        vec![
+            Arc::new(attestd_attestors::unix::UnixAttestor::new(procfs.clone())),
+            Arc::new(attestd_attestors::cgroup::CgroupAttestor::new(
+                procfs.clone(),
+            )),
+        ],
+        Arc::new(BinaryDigestCache::new(BinaryDigestConfig::default())),
+        procfs,
+        attestd_attestors::host::HostInfo::collect().unwrap(),
+        Duration::from_secs(60),
+    )
+}
+
+fn selector_strings(attestation: &attestd::workload::WorkloadAttestation) -> Vec<String> {
+    attestation
+        .selectors
+        .iter()
+        .map(ToString::to_string)
+        .collect()
+}
+
+#[test]
+fn an_unchanged_caller_gets_its_remembered_answer_without_attesting_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let workload = standard_workload_attestor();
+    let caller = ChangingPeer::start(dir.path());
+    let first = runtime.block_on(workload.attest(&caller.peer)).unwrap();
+    let lookups = workload.binaries().stats();
+    let second = runtime.block_on(workload.attest(&caller.peer)).unwrap();
+    assert!(Arc::ptr_eq(&first, &second), "the answer was made again");
+    assert_eq!(
+        workload.binaries().stats(),
+        lookups,
+        "the digest cache was asked again"
+    );
+    assert!(first.outcomes.iter().all(|outcome| outcome.error.is_none()));
+}
+
+#[test]
+fn a_caller_that_changes_its_groups_or_gid_is_attested_afresh() {
+    let dir = tempfile::tempdir().unwrap();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let workload = standard_workload_attestor();
+    let mut caller = ChangingPeer::start(dir.path());
+    let before = runtime.block_on(workload.attest(&caller.peer)).unwrap();
+    assert!(!selector_strings(&before).contains(&"unix:supplementary-gid:4242".to_owned()));
+
+    assert_eq!(caller.command("groups 4242"), "ok");
+    let after = runtime.block_on(workload.attest(&caller.peer)).unwrap();
+    let selectors = selector_strings(&after);
+    assert!(
+        selectors.contains(&"unix:supplementary-gid:4242".to_owned()),
+        "{selectors:?}"
+    );
+
+    assert_eq!(caller.command("gid 4343"), "ok");
+    let selectors = selector_strings(&runtime.block_on(workload.attest(&caller.peer)).unwrap());
+    assert!(
+        selectors.contains(&"unix:gid:4343".to_owned()),
+        "{selectors:?}"
+    );
+}
+
+#[test]
+fn a_caller_moved_to_another_cgroup_is_attested_afresh() {
+    let root = cgroup_root().expect("cgroup v2, or the v1 pids hierarchy, is mounted");
+    let container = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+    let dir = tempfile::tempdir().unwrap();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let workload = standard_workload_attestor();
+    let caller = ChangingPeer::start(dir.path());
+    let before = selector_strings(&runtime.block_on(workload.attest(&caller.peer)).unwrap());
+    let selector = format!("container:id:{container}");
+    assert!(!before.contains(&selector), "{before:?}");
+
+    let cgroup = TestCgroup::create(&root, &format!("system.slice/docker-{container}.scope"));
+    std::fs::write(
+        cgroup.leaf.join("cgroup.procs"),
+        caller.child.id().to_string(),
+    )
+    .unwrap();
+    let after = selector_strings(&runtime.block_on(workload.attest(&caller.peer)).unwrap());
+    assert!(after.contains(&selector), "{after:?}");
+    // Out again before the cgroup is removed.
+    drop(caller);
+}
+
+#[test]
+fn a_caller_that_execs_another_binary_is_attested_afresh() {
+    let dir = tempfile::tempdir().unwrap();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let workload = standard_workload_attestor();
+    let mut caller = ChangingPeer::start(dir.path());
+    let before = selector_strings(&runtime.block_on(workload.attest(&caller.peer)).unwrap());
+
+    let cat = std::fs::canonicalize("/bin/cat").unwrap();
+    caller.send(&format!("exec {}", cat.display()));
+    // cat now holds the connection; an echoed line proves the exec happened.
+    assert_eq!(caller.command("ping"), "ping");
+    let after = selector_strings(&runtime.block_on(workload.attest(&caller.peer)).unwrap());
+    let path = format!("unix:path:{}", cat.display());
+    assert!(after.contains(&path), "{after:?}");
+    let digest = format!("unix:sha256:{}", sha256_hex(&std::fs::read(&cat).unwrap()));
+    assert!(after.contains(&digest), "{after:?}");
+    assert!(!before.contains(&digest), "{before:?}");
+}

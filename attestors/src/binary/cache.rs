@@ -286,6 +286,7 @@ impl Inner {
             Ok(Ok(sha256)) => Ok(BinaryDigest {
                 sha256,
                 size: key.size,
+                key,
             }),
             Ok(Err(failure)) => Err(failure),
             Err(join) => Err(HashFailure::Lost(join.to_string())),

@@ -1,8 +1,13 @@
 //! The cache key of an executable, and the "racy" rule that decides when a digest
 //! may be reused under it. docs/binary-cache.md argues why this is safe.
 
+use std::ffi::CString;
 use std::fs::Metadata;
+use std::io;
+use std::os::fd::RawFd;
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
+use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// A file timestamp as the kernel reports it, in seconds and nanoseconds since
@@ -27,7 +32,7 @@ impl Timestamp {
 /// are redundant with it on an honest clock but cost nothing and catch a write
 /// whose ctime landed in the same clock tick when the size or `mtime` differs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub(crate) struct FileKey {
+pub struct FileKey {
     pub(crate) dev: u64,
     pub(crate) ino: u64,
     pub(crate) size: u64,
@@ -50,6 +55,59 @@ impl FileKey {
                 nanos: metadata.ctime_nsec(),
             },
         }
+    }
+
+    /// The key of the file `path` resolves to, from the attributes the kernel
+    /// already holds (`statx` with `AT_STATX_DONT_SYNC`): on FUSE and network
+    /// filesystems this asks no server, so it cannot hang on a hostile one. On a
+    /// local filesystem it is exactly what `fstat` would say. Where cached
+    /// attributes lag, the key differs from the `fstat` key of the same file,
+    /// which only ever costs a cache miss.
+    pub fn of_path_without_sync(path: &Path) -> io::Result<FileKey> {
+        Self::of_path_at_without_sync(libc::AT_FDCWD, path)
+    }
+
+    /// As [`FileKey::of_path_without_sync`], for `path` relative to the
+    /// directory `dir` (or `AT_FDCWD`).
+    pub fn of_path_at_without_sync(dir: RawFd, path: &Path) -> io::Result<FileKey> {
+        let path = CString::new(path.as_os_str().as_bytes())
+            .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "path contains NUL"))?;
+        // SAFETY: `statx` is plain data; all-zeroes is a valid value for it.
+        let mut stx: libc::statx = unsafe { std::mem::zeroed() };
+        // SAFETY: `path` is NUL-terminated and `stx` is writable; statx writes
+        // only within it.
+        let rc = unsafe {
+            libc::statx(
+                dir,
+                path.as_ptr(),
+                libc::AT_STATX_DONT_SYNC,
+                libc::STATX_BASIC_STATS,
+                &mut stx,
+            )
+        };
+        if rc != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        let wanted = libc::STATX_INO | libc::STATX_SIZE | libc::STATX_MTIME | libc::STATX_CTIME;
+        if stx.stx_mask & wanted != wanted {
+            return Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                "the filesystem did not report inode, size and times",
+            ));
+        }
+        Ok(FileKey {
+            dev: libc::makedev(stx.stx_dev_major, stx.stx_dev_minor),
+            ino: stx.stx_ino,
+            size: stx.stx_size,
+            mtime: Timestamp {
+                secs: stx.stx_mtime.tv_sec,
+                nanos: i64::from(stx.stx_mtime.tv_nsec),
+            },
+            ctime: Timestamp {
+                secs: stx.stx_ctime.tv_sec,
+                nanos: i64::from(stx.stx_ctime.tv_nsec),
+            },
+        })
     }
 
     /// The latest of the two timestamps a write can move. `mtime` can be set into

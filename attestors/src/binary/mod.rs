@@ -21,6 +21,7 @@ use std::path::PathBuf;
 
 pub use cache::{BinaryDigestCache, DEFAULT_RACY_WINDOW};
 pub use error::{BinaryError, IoOperation};
+pub use key::FileKey;
 
 /// How the cache behaves. Tests point `proc_root` elsewhere; the daemon uses the
 /// defaults unless configured.
@@ -49,11 +50,15 @@ impl Default for BinaryDigestConfig {
     }
 }
 
-/// The digest of an executable, and how many bytes were hashed.
+/// The digest of an executable, how many bytes were hashed, and the version of
+/// the file they were read from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct BinaryDigest {
     pub sha256: [u8; 32],
     pub size: u64,
+    /// The file's key when it was hashed: a caller that saw the process's
+    /// executable under this key knows the digest is of that same file.
+    pub key: FileKey,
 }
 
 /// Counters for tests and metrics.

@@ -20,7 +20,7 @@ use std::path::PathBuf;
 pub use containers::{Container, ContainerRuntime};
 pub use kubernetes::{Pod, QosClass};
 
-use crate::procfs::ProcFs;
+use crate::procfs::{ProcFs, ProcessInputs};
 use crate::selector::{Attestor, AttestorError, Selector};
 
 /// What a process's `/proc/<pid>/cgroup` says about it.
@@ -185,6 +185,13 @@ impl Attestor for CgroupAttestor {
 
     fn attest(&self, pid: i32) -> Result<Vec<Selector>, AttestorError> {
         Ok(self.info(pid)?.selectors())
+    }
+
+    fn attest_inputs(
+        &self,
+        inputs: &ProcessInputs,
+    ) -> Option<Result<Vec<Selector>, AttestorError>> {
+        Some(parse_cgroup_file(&inputs.cgroup).map(|info| info.selectors()))
     }
 }
 

@@ -7,6 +7,8 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 
 use attestd_attestors::procfs::ProcFs;
 
+use crate::workload::CallerMemory;
+
 /// `SO_PEERPIDFD` (Linux 6.5+): a pidfd for the process that called connect(),
 /// taken by the kernel at connect time. The value is 77 on every architecture
 /// whose socket options follow the generic table (x86, arm, riscv...).
@@ -38,6 +40,8 @@ pub struct Peer {
     pub start_time_ticks: u64,
     /// How the pidfd was obtained: "SO_PEERPIDFD" or "pidfd_open".
     pub pidfd_source: &'static str,
+    /// What this connection remembers about the caller between requests.
+    pub memory: CallerMemory,
     pidfd: OwnedFd,
 }
 
@@ -98,6 +102,7 @@ impl Peer {
             gid: cred.gid,
             start_time_ticks,
             pidfd_source,
+            memory: CallerMemory::default(),
             pidfd,
         };
         // If it exited between SO_PEERCRED and the stat read, the stat may describe a

@@ -9,7 +9,7 @@ use attestd_proto::v1::{
     AttestRequest, AttestResponse, AttestorResult, DescribeRequest, DescribeResponse,
 };
 use tonic::{Request, Response, Status};
-use tracing::{info, warn};
+use tracing::{debug, warn};
 
 use super::socket::PeerInfo;
 use crate::signer::EvidenceSigner;
@@ -77,11 +77,11 @@ impl Attestation for AttestationService {
                 .collect(),
             attestors: attestation
                 .outcomes
-                .into_iter()
+                .iter()
                 .map(|outcome| AttestorResult {
                     name: outcome.name.to_owned(),
                     ok: outcome.error.is_none(),
-                    error: outcome.error.unwrap_or_default(),
+                    error: outcome.error.clone().unwrap_or_default(),
                 })
                 .collect(),
         }))
@@ -125,10 +125,13 @@ impl Attestation for AttestationService {
                 .iter()
                 .map(ToString::to_string)
                 .collect(),
-            binary: attestation.binary.map(|(path, digest)| BinaryClaim {
-                path: path.to_string_lossy().into_owned(),
-                sha256: digest.sha256,
-            }),
+            binary: attestation
+                .binary
+                .as_ref()
+                .map(|(path, digest)| BinaryClaim {
+                    path: path.to_string_lossy().into_owned(),
+                    sha256: digest.sha256,
+                }),
             host: HostClaims {
                 hostname: host.hostname.clone(),
                 kernel: host.kernel.clone(),
@@ -141,7 +144,9 @@ impl Attestation for AttestationService {
             .signer
             .sign(&claims)
             .map_err(|error| Status::internal(error.to_string()))?;
-        info!(
+        // At debug: an info line per attestation would cost a write per request
+        // and flood the journal of a busy host.
+        debug!(
             pid = peer.pid,
             uid = peer.uid,
             selectors = claims.selectors.len(),
