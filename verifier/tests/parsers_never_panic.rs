@@ -3,9 +3,11 @@
 
 mod common;
 
+use attestd_verifier::eventlog::{device_path_text, replay};
 use attestd_verifier::{
-    parse_pem_bundle, tpm2::parse_pcr_selection_list, verify_ek_certificate, verify_quote, Attest,
-    TpmPublic, TpmSignature,
+    parse_event_log, parse_ima_log, parse_pem_bundle, tpm2::parse_pcr_selection_list,
+    verify_ek_certificate, verify_event_log, verify_ima_log, verify_quote, Attest, HashAlg,
+    PcrValues, TpmPublic, TpmSignature,
 };
 use common::{ak, fixture, nonce, pcr_values, quote_attest, quote_signature, NOW};
 use proptest::prelude::*;
@@ -102,8 +104,160 @@ fn public_fixtures() -> Vec<Vec<u8>> {
     .collect()
 }
 
+fn le32(value: usize) -> [u8; 4] {
+    u32::try_from(value).unwrap().to_le_bytes()
+}
+
+fn utf16(text: &str) -> Vec<u8> {
+    text.encode_utf16().flat_map(u16::to_le_bytes).collect()
+}
+
+/// A SHA-1 + SHA-256 crypto-agile boot log exercising every claim path:
+/// StartupLocality, the SecureBoot variable, a boot application with a
+/// device path, GRUB's and systemd's command lines.
+fn sample_event_log() -> Vec<u8> {
+    let mut spec_id = b"Spec ID Event03\0".to_vec();
+    spec_id.extend_from_slice(&[
+        0, 0, 0, 0, 0, 2, 0, 2, 2, 0, 0, 0, 4, 0, 20, 0, 11, 0, 32, 0, 0,
+    ]);
+    let mut log = [0u8; 4].to_vec();
+    log.extend_from_slice(&3u32.to_le_bytes());
+    log.extend_from_slice(&[0; 20]);
+    log.extend_from_slice(&le32(spec_id.len()));
+    log.extend_from_slice(&spec_id);
+    let mut push = |pcr: u32, event_type: u32, data: &[u8], hashed: &[u8]| {
+        log.extend_from_slice(&pcr.to_le_bytes());
+        log.extend_from_slice(&event_type.to_le_bytes());
+        log.extend_from_slice(&2u32.to_le_bytes());
+        log.extend_from_slice(&0x0004u16.to_le_bytes());
+        log.extend_from_slice(&HashAlg::Sha1.digest(hashed));
+        log.extend_from_slice(&0x000bu16.to_le_bytes());
+        log.extend_from_slice(&HashAlg::Sha256.digest(hashed));
+        log.extend_from_slice(&le32(data.len()));
+        log.extend_from_slice(data);
+    };
+    push(0, 3, b"StartupLocality\0\x03", b"");
+    let name = utf16("SecureBoot");
+    let mut variable = [
+        0x61, 0xdf, 0xe4, 0x8b, 0xca, 0x93, 0xd2, 0x11, 0xaa, 0x0d, 0x00, 0xe0, 0x98, 0x03, 0x2b,
+        0x8c,
+    ]
+    .to_vec();
+    variable.extend_from_slice(&10u64.to_le_bytes());
+    variable.extend_from_slice(&1u64.to_le_bytes());
+    variable.extend_from_slice(&name);
+    variable.push(1);
+    push(7, 0x8000_0001, &variable, &variable);
+    let mut file = utf16("\\EFI\\BOOT\\BOOTX64.EFI");
+    file.extend_from_slice(&[0, 0]);
+    let mut device_path = vec![2, 1, 12, 0, 0xd0, 0x41, 0x03, 0x0a, 0, 0, 0, 0, 4, 4];
+    device_path.extend_from_slice(&u16::try_from(file.len() + 4).unwrap().to_le_bytes());
+    device_path.extend_from_slice(&file);
+    device_path.extend_from_slice(&[0x7f, 0xff, 4, 0]);
+    let mut image = [0u8; 24].to_vec();
+    image.extend_from_slice(&u64::try_from(device_path.len()).unwrap().to_le_bytes());
+    image.extend_from_slice(&device_path);
+    push(4, 0x8000_0003, &image, b"authenticode");
+    push(
+        8,
+        0x0d,
+        b"kernel_cmdline: root=/dev/vda1\0",
+        b"root=/dev/vda1",
+    );
+    let cmdline = utf16("console=ttyS0");
+    push(12, 0x0d, &cmdline, &cmdline);
+    for pcr in 0..8 {
+        push(pcr, 4, &[0; 4], &[0; 4]);
+    }
+    log
+}
+
+/// What a quote of `log` would report: its own replay, so mutations to event
+/// data (not digests) reach the claim parsers.
+fn replayed_pcrs(log: &[u8]) -> PcrValues {
+    let parsed = parse_event_log(log).expect("sample log parses");
+    let mut values = PcrValues::new();
+    for bank in [HashAlg::Sha1, HashAlg::Sha256] {
+        for (pcr, value) in replay(&parsed, bank).expect("sample log replays") {
+            values.insert(bank, pcr, value);
+        }
+    }
+    values
+}
+
+/// An ima-ng, an ima-sig and a violation entry, as the kernel writes them.
+fn sample_ima_log() -> Vec<u8> {
+    let field = |bytes: &[u8]| [le32(bytes.len()).as_slice(), bytes].concat();
+    let mut log = Vec::new();
+    for (template, path, signature) in [
+        ("ima-ng", "boot_aggregate", None),
+        ("ima-sig", "/usr/bin/bash", Some(&b"\x03\x02sig"[..])),
+        ("ima-ng", "violation", None),
+    ] {
+        let mut digest = b"sha256:\0".to_vec();
+        digest.extend_from_slice(&HashAlg::Sha256.digest(path.as_bytes()));
+        let mut data = [field(&digest), field(format!("{path}\0").as_bytes())].concat();
+        if let Some(signature) = signature {
+            data.extend_from_slice(&field(signature));
+        }
+        log.extend_from_slice(&10u32.to_le_bytes());
+        if path == "violation" {
+            log.extend_from_slice(&[0; 20]);
+        } else {
+            log.extend_from_slice(&HashAlg::Sha1.digest(&data));
+        }
+        log.extend_from_slice(&field(template.as_bytes()));
+        log.extend_from_slice(&field(&data));
+    }
+    log
+}
+
+fn ima_pcrs(log: &[u8]) -> PcrValues {
+    let parsed = parse_ima_log(log).expect("sample IMA log parses");
+    [HashAlg::Sha1, HashAlg::Sha256]
+        .into_iter()
+        .map(|bank| {
+            let value = attestd_verifier::ima::replay_ima_log(&parsed, bank, 10)
+                .expect("sample IMA log replays");
+            (bank, 10, value)
+        })
+        .collect()
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(512))]
+
+    #[test]
+    fn log_parsers_never_panic_on_arbitrary_bytes(bytes in prop::collection::vec(any::<u8>(), 0..600)) {
+        if let Ok(log) = parse_event_log(&bytes) {
+            let _ = verify_event_log(&log, &PcrValues::new());
+        }
+        if let Ok(log) = parse_ima_log(&bytes) {
+            let _ = verify_ima_log(&log, &PcrValues::new(), 10);
+        }
+        let _ = device_path_text(&bytes);
+    }
+
+    #[test]
+    fn event_log_parser_and_verifier_never_panic_on_mutated_logs(edits in mutations()) {
+        let original = sample_event_log();
+        let quoted = replayed_pcrs(&original);
+        let mutated = apply(&original, &edits);
+        if let Ok(log) = parse_event_log(&mutated) {
+            let _ = replay(&log, HashAlg::Sha256);
+            let _ = verify_event_log(&log, &quoted);
+        }
+    }
+
+    #[test]
+    fn ima_parser_and_verifier_never_panic_on_mutated_logs(edits in mutations()) {
+        let original = sample_ima_log();
+        let quoted = ima_pcrs(&original);
+        let mutated = apply(&original, &edits);
+        if let Ok(log) = parse_ima_log(&mutated) {
+            let _ = verify_ima_log(&log, &quoted, 10);
+        }
+    }
 
     #[test]
     fn tpm_parsers_never_panic_on_arbitrary_bytes(bytes in prop::collection::vec(any::<u8>(), 0..600)) {
@@ -199,4 +353,21 @@ fn every_single_bit_flip_in_an_ek_certificate_is_rejected() {
             }
         }
     }
+}
+
+#[test]
+fn the_log_samples_reach_every_claim_path_unmutated() {
+    // Without this, a broken sample would make the mutation tests vacuous.
+    let log = parse_event_log(&sample_event_log()).expect("sample parses");
+    let claims = verify_event_log(&log, &replayed_pcrs(&sample_event_log())).expect("verifies");
+    assert_eq!(claims.secure_boot, Some(true));
+    assert_eq!(claims.kernel_cmdline.as_deref(), Some("console=ttyS0"));
+    assert_eq!(
+        claims.boot_applications[0].path.as_deref(),
+        Some("PciRoot(0x0)/\\EFI\\BOOT\\BOOTX64.EFI")
+    );
+    let ima = parse_ima_log(&sample_ima_log()).expect("sample parses");
+    let claims = verify_ima_log(&ima, &ima_pcrs(&sample_ima_log()), 10).expect("verifies");
+    assert_eq!(claims.files.len(), 2);
+    assert_eq!(claims.violations, 1);
 }
