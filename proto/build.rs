@@ -9,6 +9,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     tonic_prost_build::configure()
         .build_client(true)
         .build_server(true)
-        .compile_protos(&["attestd/v1/attestation.proto"], &["."])?;
+        .compile_protos(
+            &["attestd/v1/attestation.proto", "attestd/v1/node.proto"],
+            &["."],
+        )?;
     Ok(())
 }

@@ -41,6 +41,11 @@ pub enum Command {
     Evidence(EvidenceArgs),
     /// Print the selectors the daemon sees for this very process.
     Describe(SocketArgs),
+    /// Ask the running daemon whether it is healthy: it answers workloads and,
+    /// when an issuer is configured, holds an unexpired node SVID. Prints
+    /// SERVING or NOT_SERVING; exits 0 only for SERVING (for systemd, probes
+    /// and scripts).
+    Healthcheck(SocketArgs),
     /// Quote PCRs with the AK and write tpm2-tools files for cross-checking.
     ///
     /// Writes ak.pem, ak.pub (TPMT_PUBLIC), ak.name, quote.msg, quote.sig and

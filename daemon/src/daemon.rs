@@ -9,16 +9,18 @@ use attestd_attestors::cgroup::CgroupAttestor;
 use attestd_attestors::host::HostInfo;
 use attestd_attestors::procfs::ProcFs;
 use attestd_attestors::selector::Attestor;
-use attestd_attestors::tpm::{Tpm, TpmConfig, TpmError};
+use attestd_attestors::tpm::{EkAlgorithm, Tpm, TpmConfig, TpmError};
 use attestd_attestors::unix::UnixAttestor;
 use attestd_proto::v1::attestation_server::AttestationServer;
 use attestd_verifier::tpm2::{HashAlg, TpmPublic};
 use tokio_stream::wrappers::ReceiverStream;
+use tonic_health::ServingStatus;
 use tracing::{info, warn};
 
 use crate::api::service::AttestationService;
 use crate::api::socket::{self, SocketError};
 use crate::config::Config;
+use crate::node::{keep_attested, Backoff, IssuerClient, LogPaths, NodeAttester, NodeState};
 use crate::signer::{EvidenceSigner, SignerError};
 use crate::workload::WorkloadAttestor;
 
@@ -36,6 +38,8 @@ pub enum RunError {
     Socket(#[from] SocketError),
     #[error("gRPC server: {0}")]
     Server(#[from] tonic::transport::Error),
+    #[error("issuer: {0}")]
+    Issuer(String),
 }
 
 /// The pieces of a daemon; tests add attestors before `serve`.
@@ -73,11 +77,12 @@ impl Daemon {
         let config = self.config;
         raise_fd_limit(config.api.max_connections);
         let procfs = ProcFs::at(&config.attestors.proc_root);
-        let ueid = if config.tpm.enabled {
-            Some(open_tpm_ueid(&config).await?)
+        let (tpm, ueid) = if config.tpm.enabled {
+            let (tpm, ueid) = open_tpm_ueid(&config).await?;
+            (Some(tpm), Some(ueid))
         } else {
             warn!("TPM disabled: evidence carries no ueid and is not hardware-rooted");
-            None
+            (None, None)
         };
         let host = HostInfo::collect().map_err(|e| RunError::Host(e.to_string()))?;
         let binaries = Arc::new(BinaryDigestCache::with_racy_window(
@@ -102,6 +107,16 @@ impl Daemon {
             config.attestors.deadline(),
         ));
         let signer = Arc::new(EvidenceSigner::generate()?);
+        let node = match (&config.issuer.url, tpm) {
+            (Some(url), Some((tpm, ek_algorithm))) => Some(node_attestation(
+                &config,
+                url,
+                tpm,
+                ek_algorithm,
+                signer.public_key(),
+            )?),
+            _ => None,
+        };
         let service = AttestationService::new(workload, signer, ueid);
         let listener = socket::bind(&config.api.socket, config.api.socket_mode)?;
         info!(
@@ -115,6 +130,8 @@ impl Daemon {
             listener,
             service,
             binaries,
+            node,
+            node_state: Arc::new(NodeState::default()),
         })
     }
 }
@@ -126,9 +143,49 @@ pub struct BoundDaemon {
     listener: tokio::net::UnixListener,
     service: AttestationService,
     binaries: Arc<BinaryDigestCache>,
+    node: Option<NodeAttester>,
+    node_state: Arc<NodeState>,
+}
+
+fn node_attestation(
+    config: &Config,
+    url: &str,
+    tpm: Tpm,
+    ek_algorithm: EkAlgorithm,
+    session_public_key: &[u8],
+) -> Result<NodeAttester, RunError> {
+    let Some(bundle_path) = &config.issuer.ca_bundle else {
+        return Err(RunError::Issuer(
+            "issuer.ca_bundle is required with issuer.url".into(),
+        ));
+    };
+    let bundle = std::fs::read(bundle_path)
+        .map_err(|e| RunError::Issuer(format!("{}: {e}", bundle_path.display())))?;
+    let issuer = IssuerClient::new(url, &bundle, config.issuer.server_name.as_deref())
+        .map_err(|e| RunError::Issuer(e.to_string()))?;
+    Ok(NodeAttester {
+        tpm,
+        ek_algorithm,
+        issuer,
+        session_public_key: session_public_key.to_vec(),
+        logs: LogPaths {
+            boot: config.issuer.boot_event_log.clone(),
+            ima: config.issuer.ima_log.clone(),
+        },
+        backoff: Backoff {
+            initial: std::time::Duration::from_millis(config.issuer.retry_initial_ms),
+            max: std::time::Duration::from_millis(config.issuer.retry_max_ms),
+        },
+        timeout: std::time::Duration::from_millis(config.issuer.timeout_ms),
+    })
 }
 
 impl BoundDaemon {
+    /// The node's standing with the issuer (its node SVID, or the last error).
+    pub fn node_state(&self) -> Arc<NodeState> {
+        self.node_state.clone()
+    }
+
     /// The executable digest cache, for statistics.
     pub fn binaries(&self) -> Arc<BinaryDigestCache> {
         self.binaries.clone()
@@ -144,8 +201,54 @@ impl BoundDaemon {
             procfs,
             listener,
             service,
+            node,
+            node_state,
             ..
         } = self;
+        let (health, health_service) = tonic_health::server::health_reporter();
+        // Serving means: workloads are answered, and (when an issuer is
+        // configured) the node holds an unexpired node SVID.
+        let node_task = match node {
+            Some(node) => {
+                health
+                    .set_service_status("", ServingStatus::NotServing)
+                    .await;
+                let state = node_state.clone();
+                let reporter = health.clone();
+                let watcher = tokio::spawn(async move {
+                    let mut outcomes = state.outcomes();
+                    loop {
+                        let svid = state.current_svid();
+                        let status = if svid.is_some() {
+                            ServingStatus::Serving
+                        } else {
+                            ServingStatus::NotServing
+                        };
+                        reporter.set_service_status("", status).await;
+                        // Look again at the next outcome, or when this SVID expires.
+                        let expiry = svid.map(|svid| {
+                            let left = svid.expires_at.saturating_sub(crate::node::unix_now());
+                            std::time::Duration::from_secs(left.max(0) as u64 + 1)
+                        });
+                        tokio::select! {
+                            changed = outcomes.changed() => if changed.is_err() { break },
+                            () = async {
+                                match expiry {
+                                    Some(left) => tokio::time::sleep(left).await,
+                                    None => std::future::pending().await,
+                                }
+                            } => {}
+                        }
+                    }
+                });
+                let runner = tokio::spawn(keep_attested(node, node_state));
+                Some((runner, watcher))
+            }
+            None => {
+                health.set_service_status("", ServingStatus::Serving).await;
+                None
+            }
+        };
         let socket_path: PathBuf = config.api.socket.clone();
         let incoming = socket::incoming(
             listener,
@@ -154,7 +257,14 @@ impl BoundDaemon {
             config.api.max_connections_per_uid,
         );
         let max_message = config.api.max_message_bytes;
-        let result = tonic::transport::Server::builder()
+        // Graceful shutdown waits for open requests, but a watch stream never
+        // ends on its own: after SHUTDOWN_GRACE the rest are cut.
+        let (stopping, stopped) = tokio::sync::oneshot::channel::<()>();
+        let shutdown = async move {
+            shutdown.await;
+            let _ = stopping.send(());
+        };
+        let server = tonic::transport::Server::builder()
             .timeout(config.api.request_timeout())
             .concurrency_limit_per_connection(32)
             .layer(tower::limit::GlobalConcurrencyLimitLayer::new(
@@ -167,8 +277,25 @@ impl BoundDaemon {
                     .max_decoding_message_size(max_message)
                     .max_encoding_message_size(max_message),
             )
-            .serve_with_incoming_shutdown(ReceiverStream::new(incoming), shutdown)
-            .await;
+            .add_service(health_service)
+            .serve_with_incoming_shutdown(ReceiverStream::new(incoming), shutdown);
+        let result = tokio::select! {
+            result = server => result,
+            () = async {
+                if stopped.await.is_ok() {
+                    tokio::time::sleep(SHUTDOWN_GRACE).await;
+                } else {
+                    std::future::pending::<()>().await;
+                }
+            } => {
+                warn!(grace_s = SHUTDOWN_GRACE.as_secs(), "connections still open after the grace period; closing them");
+                Ok(())
+            }
+        };
+        if let Some((runner, watcher)) = node_task {
+            runner.abort();
+            watcher.abort();
+        }
         let _ = std::fs::remove_file(&socket_path);
         info!("stopped");
         Ok(result?)
@@ -176,7 +303,7 @@ impl BoundDaemon {
 }
 
 /// Opens the TPM (creating or reloading the AK) and derives the UEID from the EK.
-async fn open_tpm_ueid(config: &Config) -> Result<Vec<u8>, RunError> {
+async fn open_tpm_ueid(config: &Config) -> Result<((Tpm, EkAlgorithm), Vec<u8>), RunError> {
     let tpm_config = TpmConfig {
         tcti: config.tpm.tcti.parse().map_err(TpmError::from)?,
         state_dir: config.tpm.state_dir.clone(),
@@ -202,8 +329,11 @@ async fn open_tpm_ueid(config: &Config) -> Result<Vec<u8>, RunError> {
     let mut ueid = vec![0x01];
     ueid.extend(HashAlg::Sha256.digest(&spki));
     info!(ek = %hex::encode(&ueid[1..]), ak = %hex::encode(&tpm.ak().name), "TPM ready");
-    Ok(ueid)
+    Ok(((tpm, ek_algorithm), ueid))
 }
+
+/// How long shutdown waits for open requests and streams before cutting them.
+const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Descriptors one connection holds: the socket, the caller's pidfd, and its
 /// `/proc/<pid>` directory, `status` and `cgroup` files.

@@ -738,3 +738,20 @@ fn a_caller_that_execs_another_binary_is_attested_afresh() {
     assert!(after.contains(&digest), "{after:?}");
     assert!(!before.contains(&digest), "{before:?}");
 }
+
+#[test]
+fn healthcheck_reports_serving_when_no_issuer_is_configured() {
+    let daemon = TestDaemon::start();
+    let mut command = Command::new(ATTESTD);
+    command
+        .arg("healthcheck")
+        .arg("--socket")
+        .arg(&daemon.socket);
+    let output = run(command, Duration::from_secs(60));
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&output.stdout).trim(), "SERVING");
+}

@@ -3,7 +3,8 @@
 
 pub mod evidence;
 
-/// Generated from `proto/attestd/v1/attestation.proto`.
+/// Generated from `proto/attestd/v1/attestation.proto` (the workload API) and
+/// `proto/attestd/v1/node.proto` (node attestation with the issuer).
 #[cfg(feature = "grpc")]
 pub mod v1 {
     #![allow(clippy::all, missing_docs)]

@@ -63,3 +63,32 @@ pub async fn describe(args: SocketArgs) -> Result<(), Failure> {
     }
     Ok(())
 }
+
+pub async fn healthcheck(args: SocketArgs) -> Result<(), Failure> {
+    use tonic_health::pb::health_check_response::ServingStatus;
+    use tonic_health::pb::health_client::HealthClient;
+    use tonic_health::pb::HealthCheckRequest;
+    let channel = client::connect(&args.socket).await.map_err(|e| {
+        Failure::daemon(format!(
+            "cannot reach attestd at {}: {e}",
+            args.socket.display()
+        ))
+    })?;
+    let status = HealthClient::new(channel)
+        .check(HealthCheckRequest {
+            service: String::new(),
+        })
+        .await
+        .map_err(|status| Failure::daemon(format!("attestd refused: {}", status.message())))?
+        .into_inner()
+        .status();
+    println!("{}", status.as_str_name());
+    if status == ServingStatus::Serving {
+        Ok(())
+    } else {
+        Err(Failure {
+            message: "not serving: the node has no valid node SVID (see the daemon's log)".into(),
+            exit_code: 1,
+        })
+    }
+}

@@ -73,6 +73,7 @@ pub async fn run(command: Command) -> Result<(), Failure> {
         Command::CheckConfig(args) => config::check(args),
         Command::Evidence(args) => evidence::evidence(args).await,
         Command::Describe(args) => evidence::describe(args).await,
+        Command::Healthcheck(args) => evidence::healthcheck(args).await,
         Command::Quote(args) => quote::run(args).await,
         Command::Ek(args) => ek::run(args).await,
     }

@@ -24,6 +24,46 @@ pub struct Config {
     pub tpm: TpmSection,
     pub attestors: AttestorsConfig,
     pub binary: BinaryConfig,
+    pub issuer: IssuerSection,
+}
+
+/// The upstream issuer that turns this node's TPM evidence into a node SVID.
+/// With no `url`, the daemon does not attest the node (workload evidence then
+/// carries only the session key).
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(default, deny_unknown_fields)]
+pub struct IssuerSection {
+    /// e.g. "https://issuer.example.org:8443"
+    pub url: Option<String>,
+    /// The issuer's CA certificates (PEM): all the daemon needs to trust it.
+    /// Public data, not a secret.
+    pub ca_bundle: Option<PathBuf>,
+    /// The name to verify in the issuer's TLS certificate, if not the URL's host.
+    pub server_name: Option<String>,
+    /// First retry after a failed attestation; doubles up to `retry_max_ms`,
+    /// with jitter.
+    pub retry_initial_ms: u64,
+    pub retry_max_ms: u64,
+    /// One attestation exchange, both calls and the TPM work included.
+    pub timeout_ms: u64,
+    /// Where the measured-boot and IMA logs are read from.
+    pub boot_event_log: PathBuf,
+    pub ima_log: PathBuf,
+}
+
+impl Default for IssuerSection {
+    fn default() -> Self {
+        IssuerSection {
+            url: None,
+            ca_bundle: None,
+            server_name: None,
+            retry_initial_ms: 1_000,
+            retry_max_ms: 60_000,
+            timeout_ms: 30_000,
+            boot_event_log: PathBuf::from("/sys/kernel/security/tpm0/binary_bios_measurements"),
+            ima_log: PathBuf::from("/sys/kernel/security/ima/binary_runtime_measurements"),
+        }
+    }
 }
 
 /// The local gRPC API on a Unix socket.
@@ -215,6 +255,37 @@ impl Config {
             self.binary.max_concurrent_hashes > 0,
             "binary.max_concurrent_hashes",
             "must be at least 1",
+        );
+        if self.issuer.url.is_some() {
+            check(
+                self.issuer.ca_bundle.is_some(),
+                "issuer.ca_bundle",
+                "is required with issuer.url: it is how the daemon knows the issuer",
+            );
+            check(
+                self.tpm.enabled,
+                "issuer.url",
+                "node attestation needs the TPM (tpm.enabled = true)",
+            );
+            check(
+                self.issuer
+                    .url
+                    .as_deref()
+                    .is_some_and(|url| url.starts_with("https://")),
+                "issuer.url",
+                "must be an https:// URL",
+            );
+        }
+        check(
+            self.issuer.retry_initial_ms >= 1
+                && self.issuer.retry_initial_ms <= self.issuer.retry_max_ms,
+            "issuer.retry_initial_ms",
+            "must be at least 1 and at most issuer.retry_max_ms",
+        );
+        check(
+            (1..=600_000).contains(&self.issuer.timeout_ms),
+            "issuer.timeout_ms",
+            "must be between 1 and 600000",
         );
         if let Err(e) = self.tpm.tcti.parse::<Tcti>() {
             problems.push(("tpm.tcti".into(), e.to_string()));
