@@ -14,8 +14,8 @@ deps:
 build: deps
 	$(CARGO) build --release --bins
 
-# swtpm with EK certificates from a local test CA, then attestd's TPM attestation,
-# checked by attestd-verifier and by tpm2_checkquote.
+# swtpm with EK certificates from a local test CA, attestd's TPM attestation,
+# the issuer granting a node SVID, and a workload's evidence checked by pycose.
 demo: build
 	@bash scripts/demo.sh target/release/attestd
 

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# The attestd demo, as far as attestd goes today: a swtpm whose EK certificates come
-# from a local test CA, then attestd reads the EK, verifies its certificate, quotes
-# the PCRs with its AK, and the quote is checked by attestd-verifier and by
-# tpm2-tools' tpm2_checkquote. Everything talks over loopback; nothing persists.
+# The attestd demo: a swtpm whose EK certificates come from a local test CA;
+# attestd reads the EK, verifies its certificate and quotes the PCRs (checked by
+# tpm2_checkquote); the issuer attests the node over TLS and grants a node SVID;
+# a workload gets its selectors and signed evidence (checked by pycose).
+# Everything talks over loopback; nothing persists.
 set -euo pipefail
 
 ATTESTD=${1:-target/release/attestd}
@@ -10,8 +11,10 @@ ATTESTD=${1:-target/release/attestd}
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/attestd-demo.XXXXXX")
 SWTPM_PID=""
 DAEMON_PID=""
+ISSUER_PID=""
 cleanup() {
 	[ -n "$DAEMON_PID" ] && kill "$DAEMON_PID" 2>/dev/null && wait "$DAEMON_PID" 2>/dev/null || true
+	[ -n "$ISSUER_PID" ] && kill "$ISSUER_PID" 2>/dev/null && wait "$ISSUER_PID" 2>/dev/null || true
 	[ -n "$SWTPM_PID" ] && kill "$SWTPM_PID" 2>/dev/null || true
 	rm -rf "$WORK"
 }
@@ -88,28 +91,65 @@ else
 	echo "   AK name changed across restarts" >&2; exit 1
 fi
 
-step "7. attestd run: the daemon serves workloads on a Unix socket"
+step "7. attestd-issuer: a CA, the TPM maker's EK CA as trust, and a node policy"
+ISSUER=$(dirname "$ATTESTD")/attestd-issuer
+ISSUER_PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+mkdir -p "$WORK/issuer/ek-roots"
+cp "$WORK/ca/swtpm-localca-rootca-cert.pem" "$WORK/ca/issuercert.pem" "$WORK/issuer/ek-roots/"
+PCR0=$(tpm2_pcrread -T "$TCTI" sha256:0 | awk '/0 :/ {print $3}' | sed 's/^0x//' | tr 'A-F' 'a-f')
+cat >"$WORK/issuer.toml" <<CONF
+listen = "127.0.0.1:$ISSUER_PORT"
+trust_domain = "demo.example.org"
+node_svid_ttl_secs = 600
+[ca]
+cert = "$WORK/issuer/ca.pem"
+key = "$WORK/issuer/ca.key"
+[ek]
+roots_dir = "$WORK/issuer/ek-roots"
+[policy]
+ek_trust = "certificate"
+quote_pcrs = ["sha256:0,1,2,3,4,5,6,7"]
+rules = ['pcr.sha256.0 == "$PCR0"']
+CONF
+"$ISSUER" check-config --config "$WORK/issuer.toml" | sed 's/^/   /'
+"$ISSUER" bundle --config "$WORK/issuer.toml" >"$WORK/issuer-bundle.pem"
+echo "   CA generated; its key is $(stat -c %a "$WORK/issuer/ca.key") ($WORK/issuer/ca.key)"
+echo "   policy: PCR 0 must be $PCR0"
+ATTESTD_ISSUER_LOG=info "$ISSUER" run --config "$WORK/issuer.toml" 2>"$WORK/issuer.log" &
+ISSUER_PID=$!
+
+step "8. attestd run: the daemon proves the node to the issuer with its TPM alone"
 cat >"$WORK/attestd.toml" <<CONF
 [api]
 socket = "$WORK/api.sock"
 [tpm]
 tcti = "$TCTI"
 state_dir = "$WORK/state"
+[issuer]
+url = "https://localhost:$ISSUER_PORT"
+ca_bundle = "$WORK/issuer-bundle.pem"
 CONF
 "$ATTESTD" check-config --config "$WORK/attestd.toml" --config-dir "$WORK/attestd.d" | sed 's/^/   /'
+STARTED=$(date +%s%N)
 ATTESTD_LOG=info "$ATTESTD" run --config "$WORK/attestd.toml" --config-dir "$WORK/attestd.d" \
 	2>"$WORK/daemon.log" &
 DAEMON_PID=$!
-for _ in $(seq 100); do
-	"$ATTESTD" describe --socket "$WORK/api.sock" >/dev/null 2>&1 && break
+for _ in $(seq 200); do
+	[ "$("$ATTESTD" healthcheck --socket "$WORK/api.sock" 2>/dev/null)" = SERVING ] && break
 	kill -0 "$DAEMON_PID" 2>/dev/null || { cat "$WORK/daemon.log"; exit 1; }
 	sleep 0.05
 done
+echo "   attestd healthcheck: $("$ATTESTD" healthcheck --socket "$WORK/api.sock" 2>&1 || true)" \
+	"($(( ($(date +%s%N) - STARTED) / 1000000 )) ms after start)"
+grep "node attested" "$WORK/daemon.log" | head -1 | tr ' ' '\n' | grep -E '^spiffe_id=' | sed 's/^/   node SVID for /'
+echo "   the issuer's decisions:"
+grep "node attested" "$WORK/daemon.log" | head -1 | sed -e 's/.*decisions=\[//' -e 's/\]$//' \
+	| sed 's/", "/\n/g' | sed -e 's/^"//' -e 's/"$//' -e 's/\\"/"/g' -e 's/^/     - /'
 
-step "8. A workload asks who it is: selectors from the kernel, not from the caller"
+step "9. A workload asks who it is: selectors from the kernel, not from the caller"
 "$ATTESTD" describe --socket "$WORK/api.sock" | sed 's/^/   /'
 
-step "9. ...and takes away signed evidence for a relying party's nonce"
+step "10. ...and takes away signed evidence for a relying party's nonce"
 RP_NONCE=$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')
 "$ATTESTD" evidence --socket "$WORK/api.sock" --nonce "$RP_NONCE" --audience demo-verifier \
 	--out "$WORK/evidence.cbor" 2>&1 | sed 's/^/   /'
@@ -122,4 +162,4 @@ if [ -x "$PYTHON" ]; then
 	"$PYTHON" -m json.tool "$WORK/claims.json" | sed 's/^/   /' | head -40
 fi
 
-step "Done. Later milestones add the issuer, node SVIDs and SPIFFE identities."
+step "Done. Later milestones add SPIFFE identities for workloads."
