@@ -1,0 +1,85 @@
+#!/usr/bin/env bash
+# Node attestation time on swtpm: from starting `attestd run` to the daemon
+# holding its node SVID, RUNS times, ECC P-256 AK (the default) and RSA-2048 EK.
+# Also prints the exchange alone (challenge, activation, quote, verdict), which
+# the daemon logs as took_ms. docs/BENCHMARKS.md records the results.
+#   usage: scripts/bench-node.sh [RUNS]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+RUNS=${1:-20}
+cargo build --release -q --bins
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/attestd-bench-node.XXXXXX")
+PIDS=()
+cleanup() {
+	for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+	wait 2>/dev/null || true
+	rm -rf "$WORK"
+}
+trap cleanup EXIT
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+
+# A TPM with EK certificates, as in the demo.
+mkdir -p "$WORK/ca" "$WORK/tpm" "$WORK/issuer/ek-roots"
+printf 'statedir = %s\nsigningkey = %s/signkey.pem\nissuercert = %s/issuercert.pem\ncertserial = %s/certserial\n' \
+	"$WORK/ca" "$WORK/ca" "$WORK/ca" "$WORK/ca" >"$WORK/localca.conf"
+printf -- '--platform-manufacturer bench\n--platform-version 2.1\n--platform-model swtpm\n' >"$WORK/localca.options"
+printf 'create_certs_tool = /usr/bin/swtpm_localca\ncreate_certs_tool_config = %s\ncreate_certs_tool_options = %s\n' \
+	"$WORK/localca.conf" "$WORK/localca.options" >"$WORK/swtpm_setup.conf"
+swtpm_setup --tpm2 --tpmstate "$WORK/tpm" --create-ek-cert --config "$WORK/swtpm_setup.conf" --overwrite >/dev/null
+PORT=$(free_port)
+swtpm socket --tpm2 --tpmstate dir="$WORK/tpm" --flags not-need-init,startup-clear \
+	--server type=tcp,port="$PORT",bindaddr=127.0.0.1 --ctrl type=tcp,port=$((PORT + 1)),bindaddr=127.0.0.1 \
+	--pid file="$WORK/swtpm.pid" --daemon
+PIDS+=("$(cat "$WORK/swtpm.pid")")
+cp "$WORK/ca/swtpm-localca-rootca-cert.pem" "$WORK/ca/issuercert.pem" "$WORK/issuer/ek-roots/"
+
+ISSUER_PORT=$(free_port)
+cat >"$WORK/issuer.toml" <<CONF
+listen = "127.0.0.1:$ISSUER_PORT"
+trust_domain = "bench.example.org"
+[ca]
+cert = "$WORK/issuer/ca.pem"
+key = "$WORK/issuer/ca.key"
+[ek]
+roots_dir = "$WORK/issuer/ek-roots"
+CONF
+target/release/attestd-issuer bundle --config "$WORK/issuer.toml" >"$WORK/bundle.pem" 2>/dev/null
+target/release/attestd-issuer run --config "$WORK/issuer.toml" 2>"$WORK/issuer.log" &
+PIDS+=("$!")
+cat >"$WORK/attestd.toml" <<CONF
+[api]
+socket = "$WORK/api.sock"
+[tpm]
+tcti = "swtpm:host=127.0.0.1,port=$PORT"
+state_dir = "$WORK/state"
+[issuer]
+url = "https://localhost:$ISSUER_PORT"
+ca_bundle = "$WORK/bundle.pem"
+CONF
+
+echo "# $(date -u +%Y-%m-%dT%H:%MZ) $(nproc) cores, $(uname -r), $RUNS daemon starts"
+for run in $(seq "$RUNS"); do
+	started=$(date +%s%N)
+	ATTESTD_LOG=info target/release/attestd run --config "$WORK/attestd.toml" \
+		--config-dir "$WORK/conf.d" 2>"$WORK/daemon.log" &
+	daemon=$!
+	# The daemon logs "node attested" with a microsecond timestamp; wait for it.
+	for _ in $(seq 2000); do
+		grep -q "node attested" "$WORK/daemon.log" && break
+		kill -0 "$daemon" 2>/dev/null || { cat "$WORK/daemon.log"; exit 1; }
+		sleep 0.01
+	done
+	line=$(grep -m1 "node attested" "$WORK/daemon.log")
+	attested=$(date -d "$(echo "$line" | cut -d' ' -f1)" +%s%N)
+	took=$(echo "$line" | tr ' ' '\n' | sed -n 's/^took_ms=//p')
+	echo "run=$run start_to_svid_ms=$(( (attested - started) / 1000000 )) exchange_ms=$took"
+	kill "$daemon"; wait "$daemon" 2>/dev/null || true
+done | tee "$WORK/runs.txt"
+python3 - "$WORK/runs.txt" <<'PY'
+import sys, statistics
+rows = [dict(f.split("=") for f in line.split()) for line in open(sys.argv[1]) if line.startswith("run=")]
+for key in ("start_to_svid_ms", "exchange_ms"):
+    values = sorted(int(r[key]) for r in rows)
+    p = lambda q: values[min(len(values) - 1, round(q * (len(values) - 1)))]
+    print(f"{key}: p50={p(0.5)} p90={p(0.9)} max={values[-1]} (n={len(values)})")
+PY
