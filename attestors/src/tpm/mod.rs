@@ -72,6 +72,10 @@ pub struct Tpm {
     jobs: mpsc::Sender<Job>,
     request_timeout: Duration,
     ak: AkInfo,
+    /// EKs already read. An EK is derived from the endorsement seed, which only
+    /// TPM2_ChangeEPS changes; a failed activation forgets them in case it did.
+    /// Saves a CreatePrimary (tens of ms for RSA) per node attestation.
+    eks: std::sync::Arc<std::sync::Mutex<Vec<EkInfo>>>,
 }
 
 impl Tpm {
@@ -98,6 +102,7 @@ impl Tpm {
             jobs,
             request_timeout,
             ak,
+            eks: Default::default(),
         })
     }
 
@@ -108,7 +113,20 @@ impl Tpm {
 
     /// The EK's public area, certificate and chain.
     pub async fn ek(&self, algorithm: EkAlgorithm) -> Result<EkInfo, TpmError> {
-        self.run(move |session| session.ek_info(algorithm)).await
+        if let Some(known) = self
+            .eks
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .find(|ek| ek.algorithm == algorithm)
+        {
+            return Ok(known.clone());
+        }
+        let ek = self.run(move |session| session.ek_info(algorithm)).await?;
+        let mut eks = self.eks.lock().unwrap_or_else(|p| p.into_inner());
+        eks.retain(|known| known.algorithm != algorithm);
+        eks.push(ek.clone());
+        Ok(ek)
     }
 
     /// A quote over `selection` carrying `qualifying_data` (at most 64 bytes).
@@ -135,12 +153,18 @@ impl Tpm {
         credential_blob: Vec<u8>,
         encrypted_secret: Vec<u8>,
     ) -> Result<zeroize::Zeroizing<Vec<u8>>, TpmError> {
-        self.run(move |session| {
-            session
-                .activate_credential(&credential_blob, &encrypted_secret)
-                .map(zeroize::Zeroizing::new)
-        })
-        .await
+        let result = self
+            .run(move |session| {
+                session
+                    .activate_credential(&credential_blob, &encrypted_secret)
+                    .map(zeroize::Zeroizing::new)
+            })
+            .await;
+        if result.is_err() {
+            // Perhaps the EK changed (TPM2_ChangeEPS): read it afresh next time.
+            self.eks.lock().unwrap_or_else(|p| p.into_inner()).clear();
+        }
+        result
     }
 
     async fn run<T: Send + 'static>(
