@@ -65,6 +65,7 @@ impl Sealer {
         let info: [&[u8]; 1] = [b"challenge sealing key v1"];
         let okm = prk
             .expand(&info, &AES_256_GCM)
+            // Invariant, cannot fail: 32 bytes is far below HKDF-SHA256's 8,160-byte limit.
             .expect("AES-256-GCM's key length is a valid HKDF output length");
         Sealer {
             key: LessSafeKey::new(UnboundKey::from(okm)),

@@ -418,34 +418,62 @@ async fn an_ek_that_is_not_enrolled_is_refused_and_an_enrolled_one_is_not() {
         .any(|d| d.contains("enrolled")));
 }
 
-/// One full exchange against an issuer trusting the node's EK CA, with `tamper`
-/// applied to the final request; returns the refusal message.
+/// A node that has asked an issuer (trusting its EK CA, with `rules`) for a
+/// challenge and got one.
+struct Challenged {
+    node: Node,
+    client: IssuerClient,
+    challenge: attestd_proto::v1::ChallengeResponse,
+    _issuer: TestIssuer,
+    dir: tempfile::TempDir,
+}
+
+impl Challenged {
+    async fn start(rules: &str) -> Challenged {
+        let dir = tempfile::tempdir().unwrap();
+        let node = Node::start(SwtpmOptions::default()).await;
+        let issuer = TestIssuer::start(
+            issuer_config(dir.path(), Some(node._swtpm.ca()), None, rules),
+            dir.path(),
+        )
+        .await;
+        let client = issuer.client();
+        let request = challenge_request(&node.tpm, EkAlgorithm::Rsa2048, &node.session_key)
+            .await
+            .unwrap();
+        let challenge = client.challenge(request).await.unwrap();
+        Challenged {
+            node,
+            client,
+            challenge,
+            _issuer: issuer,
+            dir,
+        }
+    }
+
+    /// The node's answer, quoted for `session_key`.
+    async fn answer_for(&self, session_key: &[u8]) -> attestd_proto::v1::AttestNodeRequest {
+        answer_challenge(
+            &self.node.tpm,
+            &self.challenge,
+            session_key,
+            &no_logs(self.dir.path()),
+        )
+        .await
+        .unwrap()
+    }
+}
+
+/// One full exchange with `tamper` applied to the final request; returns the
+/// refusal message.
 async fn refused_after(
     rules: &str,
     tamper: impl FnOnce(&mut attestd_proto::v1::AttestNodeRequest),
 ) -> String {
-    let dir = tempfile::tempdir().unwrap();
-    let node = Node::start(SwtpmOptions::default()).await;
-    let issuer = TestIssuer::start(
-        issuer_config(dir.path(), Some(node._swtpm.ca()), None, rules),
-        dir.path(),
-    )
-    .await;
-    let client = issuer.client();
-    let request = challenge_request(&node.tpm, EkAlgorithm::Rsa2048, &node.session_key)
-        .await
-        .unwrap();
-    let challenge = client.challenge(request).await.unwrap();
-    let mut answer = answer_challenge(
-        &node.tpm,
-        &challenge,
-        &node.session_key,
-        &no_logs(dir.path()),
-    )
-    .await
-    .unwrap();
+    let challenged = Challenged::start(rules).await;
+    let mut answer = challenged.answer_for(&challenged.node.session_key).await;
     tamper(&mut answer);
-    refusal(client.attest(answer).await.unwrap_err())
+    refusal(challenged.client.attest(answer).await.unwrap_err())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -467,31 +495,14 @@ async fn a_pcr_outside_policy_is_refused_with_the_rule_named() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_replayed_nonce_is_refused() {
-    let dir = tempfile::tempdir().unwrap();
-    let node = Node::start(SwtpmOptions::default()).await;
-    let issuer = TestIssuer::start(
-        issuer_config(dir.path(), Some(node._swtpm.ca()), None, ""),
-        dir.path(),
-    )
-    .await;
-    let client = issuer.client();
-    let request = challenge_request(&node.tpm, EkAlgorithm::Rsa2048, &node.session_key)
-        .await
-        .unwrap();
-    let challenge = client.challenge(request).await.unwrap();
-    let answer = answer_challenge(
-        &node.tpm,
-        &challenge,
-        &node.session_key,
-        &no_logs(dir.path()),
-    )
-    .await
-    .unwrap();
-    client
+    let challenged = Challenged::start("").await;
+    let answer = challenged.answer_for(&challenged.node.session_key).await;
+    challenged
+        .client
         .attest(answer.clone())
         .await
         .expect("the first answer is accepted");
-    let message = refusal(client.attest(answer).await.unwrap_err());
+    let message = refusal(challenged.client.attest(answer).await.unwrap_err());
     assert!(message.contains("already used"), "{message}");
 }
 
@@ -499,26 +510,13 @@ async fn a_replayed_nonce_is_refused() {
 async fn a_quote_bound_to_another_session_key_is_refused() {
     // The quote's extraData binds the nonce to the key the SVID will certify; an
     // answer quoted for one key cannot get an SVID for another.
-    let dir = tempfile::tempdir().unwrap();
-    let node = Node::start(SwtpmOptions::default()).await;
-    let issuer = TestIssuer::start(
-        issuer_config(dir.path(), Some(node._swtpm.ca()), None, ""),
-        dir.path(),
-    )
-    .await;
-    let client = issuer.client();
-    let request = challenge_request(&node.tpm, EkAlgorithm::Rsa2048, &node.session_key)
-        .await
-        .unwrap();
-    let challenge = client.challenge(request).await.unwrap();
+    let challenged = Challenged::start("").await;
     let other_key = attestd::signer::EvidenceSigner::generate()
         .unwrap()
         .public_key()
         .to_vec();
-    let answer = answer_challenge(&node.tpm, &challenge, &other_key, &no_logs(dir.path()))
-        .await
-        .unwrap();
-    let message = refusal(client.attest(answer).await.unwrap_err());
+    let answer = challenged.answer_for(&other_key).await;
+    let message = refusal(challenged.client.attest(answer).await.unwrap_err());
     assert!(message.contains("quote rejected"), "{message}");
 }
 
