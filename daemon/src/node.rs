@@ -113,17 +113,12 @@ impl IssuerClient {
 }
 
 fn status_error(status: tonic::Status) -> NodeError {
+    let message = status.message().to_owned();
     match status.code() {
-        tonic::Code::Unavailable | tonic::Code::Unknown
-            if status.message().contains("transport") =>
-        {
-            NodeError::Connect(status.message().to_owned())
-        }
-        tonic::Code::Unavailable => NodeError::Connect(status.message().to_owned()),
-        code => NodeError::Refused {
-            code,
-            message: status.message().to_owned(),
-        },
+        // The issuer was not reached (connection refused, TLS failure).
+        tonic::Code::Unavailable => NodeError::Connect(message),
+        tonic::Code::Unknown if message.contains("transport") => NodeError::Connect(message),
+        code => NodeError::Refused { code, message },
     }
 }
 
@@ -166,17 +161,12 @@ pub async fn answer_challenge(
         .await?;
     let mut banks = Vec::new();
     for bank in &challenge.pcrs {
-        let pcr_bank = match bank.hash_algorithm {
-            0x0004 => PcrBank::Sha1,
-            0x000b => PcrBank::Sha256,
-            0x000c => PcrBank::Sha384,
-            0x000d => PcrBank::Sha512,
-            other => {
-                return Err(NodeError::BadChallenge(format!(
-                    "unknown PCR bank {other:#06x}"
-                )))
-            }
-        };
+        let pcr_bank = u16::try_from(bank.hash_algorithm)
+            .ok()
+            .and_then(PcrBank::from_alg_id)
+            .ok_or_else(|| {
+                NodeError::BadChallenge(format!("unknown PCR bank {:#06x}", bank.hash_algorithm))
+            })?;
         let indices = bank
             .pcrs
             .iter()

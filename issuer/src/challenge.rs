@@ -59,19 +59,18 @@ impl Sealer {
     /// The sealing key is HKDF-SHA256 of the CA private key, so every replica
     /// with the same CA derives the same key, and rotating the CA invalidates
     /// outstanding challenges.
-    pub fn new(ca_key_der: &[u8]) -> Sealer {
+    pub fn new(ca_key_der: &[u8]) -> Result<Sealer, String> {
         let salt = ring::hkdf::Salt::new(ring::hkdf::HKDF_SHA256, b"attestd-issuer");
         let prk = salt.extract(ca_key_der);
         let info: [&[u8]; 1] = [b"challenge sealing key v1"];
         let okm = prk
             .expand(&info, &AES_256_GCM)
-            // Invariant, cannot fail: 32 bytes is far below HKDF-SHA256's 8,160-byte limit.
-            .expect("AES-256-GCM's key length is a valid HKDF output length");
-        Sealer {
+            .map_err(|_| "deriving the challenge sealing key failed".to_owned())?;
+        Ok(Sealer {
             key: LessSafeKey::new(UnboundKey::from(okm)),
             rng: SystemRandom::new(),
             used: Mutex::new(HashMap::new()),
-        }
+        })
     }
 
     pub fn seal(&self, record: &ChallengeRecord) -> Result<Vec<u8>, String> {

@@ -15,18 +15,18 @@ fn record(expires_at: i64) -> ChallengeRecord {
 
 #[test]
 fn a_sealed_record_opens_unchanged_and_only_with_the_same_ca_key() {
-    let sealer = Sealer::new(b"ca key one");
+    let sealer = Sealer::new(b"ca key one").unwrap();
     let token = sealer.seal(&record(1_000)).unwrap();
     assert_eq!(sealer.open(&token, 999).unwrap(), record(1_000));
     // The record is not readable in the token.
     assert!(!token.windows(32).any(|w| w == [7u8; 32]));
-    let other = Sealer::new(b"ca key two");
+    let other = Sealer::new(b"ca key two").unwrap();
     assert_eq!(other.open(&token, 999), Err(ChallengeError::Forged));
 }
 
 #[test]
 fn any_changed_byte_makes_a_token_forged() {
-    let sealer = Sealer::new(b"ca key");
+    let sealer = Sealer::new(b"ca key").unwrap();
     let token = sealer.seal(&record(1_000)).unwrap();
     for index in 0..token.len() {
         let mut altered = token.clone();
@@ -46,7 +46,7 @@ fn any_changed_byte_makes_a_token_forged() {
 
 #[test]
 fn an_expired_token_says_how_long_ago() {
-    let sealer = Sealer::new(b"ca key");
+    let sealer = Sealer::new(b"ca key").unwrap();
     let token = sealer.seal(&record(1_000)).unwrap();
     assert_eq!(sealer.open(&token, 1_000).unwrap().expires_at, 1_000);
     assert_eq!(
@@ -57,7 +57,7 @@ fn an_expired_token_says_how_long_ago() {
 
 #[test]
 fn a_nonce_is_accepted_once_and_forgotten_after_it_expires() {
-    let sealer = Sealer::new(b"ca key");
+    let sealer = Sealer::new(b"ca key").unwrap();
     let record = record(1_000);
     sealer.consume(&record, 900).unwrap();
     assert_eq!(sealer.consume(&record, 901), Err(ChallengeError::Replayed));

@@ -45,7 +45,7 @@ impl NodeService {
         ek_trust: Arc<RwLock<EkTrust>>,
     ) -> Result<Self, String> {
         let policy = config.node_policy().map_err(|e| e.to_string())?;
-        let sealer = Sealer::new(&ca.key_der());
+        let sealer = Sealer::new(&ca.key_der())?;
         Ok(NodeService {
             trust_domain: config.trust_domain.clone(),
             ca,
@@ -162,7 +162,10 @@ impl NodeService {
             .consume(&record, now)
             .map_err(|e| refused(e.to_string()))?;
 
-        if !digests_equal(&sha256(&request.activated_secret), &record.secret_sha256) {
+        if !attestd_verifier::constant_time::eq(
+            &sha256(&request.activated_secret),
+            &record.secret_sha256,
+        ) {
             return Err(refused(
                 "AK activation failed: the secret does not match, so the AK is not proven to be in the TPM whose EK was presented"
                     .into(),
@@ -302,17 +305,6 @@ fn sha256(bytes: &[u8]) -> Vec<u8> {
     ring::digest::digest(&ring::digest::SHA256, bytes)
         .as_ref()
         .to_vec()
-}
-
-/// Compares two digests without an early exit. (A timing leak here would reveal
-/// only a prefix of a hash of the secret, which is no help in finding it.)
-fn digests_equal(left: &[u8], right: &[u8]) -> bool {
-    left.len() == right.len()
-        && left
-            .iter()
-            .zip(right)
-            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
-            == 0
 }
 
 pub(crate) fn unix_now() -> i64 {

@@ -3,7 +3,7 @@
 
 /// Equality whose timing does not depend on where the first difference is.
 /// Lengths are public (the verifier chose its nonce's length).
-pub(crate) fn eq(left: &[u8], right: &[u8]) -> bool {
+pub fn eq(left: &[u8], right: &[u8]) -> bool {
     if left.len() != right.len() {
         return false;
     }

@@ -4,7 +4,7 @@
 //! Bytes in, verdict out: no I/O, no TSS libraries, no panics on input.
 
 pub mod ak;
-mod constant_time;
+pub mod constant_time;
 pub mod credential;
 mod der;
 pub mod ek_cert;

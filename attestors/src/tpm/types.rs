@@ -113,6 +113,18 @@ impl PcrBank {
         }
     }
 
+    /// The bank whose hash has this TPM_ALG_ID.
+    pub fn from_alg_id(alg_id: u16) -> Option<PcrBank> {
+        [
+            PcrBank::Sha1,
+            PcrBank::Sha256,
+            PcrBank::Sha384,
+            PcrBank::Sha512,
+        ]
+        .into_iter()
+        .find(|bank| bank.alg_id() == alg_id)
+    }
+
     /// TPM_ALG_ID of the bank's hash.
     pub fn alg_id(self) -> u16 {
         match self {
