@@ -117,7 +117,8 @@ impl Daemon {
             )?),
             _ => None,
         };
-        let service = AttestationService::new(workload, signer, ueid);
+        let node_state = Arc::new(NodeState::default());
+        let service = AttestationService::new(workload, signer, ueid, node_state.clone());
         let listener = socket::bind(&config.api.socket, config.api.socket_mode)?;
         info!(
             socket = %config.api.socket.display(),
@@ -131,7 +132,7 @@ impl Daemon {
             service,
             binaries,
             node,
-            node_state: Arc::new(NodeState::default()),
+            node_state,
         })
     }
 }

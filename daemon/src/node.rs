@@ -244,7 +244,7 @@ pub async fn attest_node(
 /// The node's standing, shared with the health check.
 #[derive(Debug)]
 pub struct NodeState {
-    svid: RwLock<Option<NodeSvid>>,
+    svid: RwLock<Option<Arc<NodeSvid>>>,
     last_error: RwLock<Option<String>>,
     /// Counts outcomes (grants and failures), so others can wait for the next.
     outcomes: tokio::sync::watch::Sender<u64>,
@@ -266,12 +266,13 @@ impl NodeState {
         self.outcomes.subscribe()
     }
 
-    pub fn svid(&self) -> Option<NodeSvid> {
+    pub fn svid(&self) -> Option<Arc<NodeSvid>> {
         self.svid.read().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
-    /// A node SVID that has not expired.
-    pub fn current_svid(&self) -> Option<NodeSvid> {
+    /// A node SVID that has not expired. Cheap: evidence signing asks for it
+    /// on every request, to put the chain into the evidence.
+    pub fn current_svid(&self) -> Option<Arc<NodeSvid>> {
         self.svid().filter(|svid| svid.expires_at > unix_now())
     }
 
@@ -283,7 +284,7 @@ impl NodeState {
     }
 
     fn granted(&self, svid: NodeSvid) {
-        *self.svid.write().unwrap_or_else(|p| p.into_inner()) = Some(svid);
+        *self.svid.write().unwrap_or_else(|p| p.into_inner()) = Some(Arc::new(svid));
         *self.last_error.write().unwrap_or_else(|p| p.into_inner()) = None;
         self.outcomes.send_modify(|count| *count += 1);
     }

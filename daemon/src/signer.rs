@@ -1,7 +1,7 @@
 //! The daemon's session key: an ECDSA P-256 key made at start-up that lives only in
 //! this process's memory, and signs evidence as ES256 COSE_Sign1.
 
-use attestd_proto::evidence::{sign_evidence, EvidenceClaims, EvidenceError};
+use attestd_proto::evidence::{sign_certified_evidence, EvidenceClaims, EvidenceError};
 use ring::rand::SystemRandom;
 use ring::signature::{EcdsaKeyPair, KeyPair, ECDSA_P256_SHA256_FIXED_SIGNING};
 
@@ -34,14 +34,21 @@ impl EvidenceSigner {
         self.key.public_key().as_ref()
     }
 
-    /// A tagged COSE_Sign1 over `claims`.
-    pub fn sign(&self, claims: &EvidenceClaims) -> Result<Vec<u8>, SignerError> {
-        let evidence = sign_evidence(claims, self.public_key(), |to_be_signed| {
-            self.key
-                .sign(&self.rng, to_be_signed)
-                .map(|signature| signature.as_ref().to_vec())
-                .map_err(|_| EvidenceError::Signing("ECDSA P-256 signing failed".into()))
-        })?;
+    /// A tagged COSE_Sign1 over `claims`. `node_chain` (DER, leaf first) is
+    /// the node SVID the issuer granted for this key, or empty before the
+    /// node is attested; it goes into the protected header as `x5chain`.
+    pub fn sign(
+        &self,
+        claims: &EvidenceClaims,
+        node_chain: &[Vec<u8>],
+    ) -> Result<Vec<u8>, SignerError> {
+        let evidence =
+            sign_certified_evidence(claims, self.public_key(), node_chain, |to_be_signed| {
+                self.key
+                    .sign(&self.rng, to_be_signed)
+                    .map(|signature| signature.as_ref().to_vec())
+                    .map_err(|_| EvidenceError::Signing("ECDSA P-256 signing failed".into()))
+            })?;
         Ok(evidence)
     }
 }

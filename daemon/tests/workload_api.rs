@@ -161,6 +161,7 @@ fn evidence_command_writes_evidence_our_verifier_accepts() {
         max_future_skew_secs: 60,
         audience: Some("aud".into()),
         trusted_keys: None,
+        node_trust: None,
         required_selectors: vec!["unix:uid:0".into()],
     };
     let verified = attestd_verifier::evidence::verify_evidence(&bytes, &policy).unwrap();

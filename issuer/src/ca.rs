@@ -8,7 +8,7 @@ use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use rcgen::{
-    BasicConstraints, Certificate, CertificateParams, DistinguishedName, DnType,
+    BasicConstraints, Certificate, CertificateParams, CustomExtension, DistinguishedName, DnType,
     ExtendedKeyUsagePurpose, IsCa, KeyPair, KeyUsagePurpose, SanType, PKCS_ECDSA_P256_SHA256,
 };
 use zeroize::Zeroizing;
@@ -25,6 +25,8 @@ const P256_SPKI_PREFIX: [u8; 26] = [
 /// How long a generated CA is valid.
 const GENERATED_CA_LIFETIME: Duration = Duration::from_secs(10 * 365 * 24 * 3600);
 /// Certificates start this long before "now", for clocks slightly behind ours.
+/// id-ce-basicConstraints (RFC 5280 §4.2.1.9).
+const BASIC_CONSTRAINTS_OID: &[u64] = &[2, 5, 29, 19];
 const BACKDATE: Duration = Duration::from_secs(60);
 
 #[derive(Debug, thiserror::Error)]
@@ -213,13 +215,27 @@ impl Ca {
                 key: hex::encode(session_key),
             })?;
         let mut params = CertificateParams::default();
+        // A subject, because RFC 5280 §4.2.1.6 requires a critical SAN when
+        // the subject is empty, and rcgen does not mark it critical; strict
+        // validators (pyca/cryptography) refuse such certificates.
         params.distinguished_name = DistinguishedName::new();
+        params
+            .distinguished_name
+            .push(DnType::OrganizationName, "attestd");
         params.subject_alt_names = vec![SanType::URI(
             spiffe_id
                 .try_into()
                 .map_err(|e: rcgen::Error| CaError::Issue(e.to_string()))?,
         )];
-        params.is_ca = IsCa::ExplicitNoCa;
+        // SPIFFE X509-SVID §4.1: a leaf says cA false. rcgen's ExplicitNoCa
+        // encodes that FALSE, which DER forbids (a DEFAULT value), and strict
+        // parsers refuse the certificate; so write basicConstraints ourselves:
+        // critical, and an empty SEQUENCE, which is how DER says cA false.
+        params.is_ca = IsCa::NoCa;
+        let mut basic_constraints =
+            CustomExtension::from_oid_content(BASIC_CONSTRAINTS_OID, vec![0x30, 0x00]);
+        basic_constraints.set_criticality(true);
+        params.custom_extensions = vec![basic_constraints];
         params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
         params.extended_key_usages = vec![
             ExtendedKeyUsagePurpose::ServerAuth,

@@ -10,6 +10,7 @@ pub mod config;
 pub mod ek_trust;
 mod logs;
 pub mod node;
+pub mod offline;
 pub mod policy;
 pub mod server;
 

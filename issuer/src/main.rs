@@ -44,6 +44,27 @@ enum Command {
         #[arg(long, value_name = "FILE")]
         config: PathBuf,
     },
+    /// Verify an evidence file offline (no issuer, node or network needed):
+    /// its signature, its node SVID chain against the policy's CA bundle, its
+    /// nonce and age, and the policy's nodes, selectors and audience. Prints
+    /// what it proved and exits 0, or prints why it refused and exits 1.
+    /// Get evidence with `attestd evidence --nonce HEX --out FILE`.
+    Verify {
+        /// The evidence (a COSE_Sign1 file), or "-" for standard input.
+        #[arg(value_name = "EVIDENCE")]
+        evidence: PathBuf,
+        /// The offline policy (TOML): trust_domain, bundle, and optionally
+        /// max_age_secs, nodes, required_selectors, audience. See docs/issuer.md.
+        #[arg(long, value_name = "FILE")]
+        policy: PathBuf,
+        /// The nonce the relying party gave the workload, hex (8 to 64 bytes).
+        #[arg(long, value_name = "HEX")]
+        nonce: String,
+        /// Verify as of this time (seconds since the Unix epoch) instead of
+        /// now, e.g. to audit evidence kept from the past.
+        #[arg(long, value_name = "UNIX_SECS")]
+        at: Option<i64>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -93,6 +114,12 @@ async fn run(command: Command) -> Result<(), (String, u8)> {
             print!("{}", ca.cert_pem());
             Ok(())
         }
+        Command::Verify {
+            evidence,
+            policy,
+            nonce,
+            at,
+        } => verify(&evidence, &policy, &nonce, at),
         Command::Run { config } => {
             let config = load(&config)?;
             let issuer = Issuer::bind(config)
@@ -116,4 +143,58 @@ async fn run(command: Command) -> Result<(), (String, u8)> {
                 .map_err(|e| (e.to_string(), 69))
         }
     }
+}
+
+/// Exit codes as sysexits(3): 1 refused, 64 usage, 66 unreadable input.
+fn verify(
+    evidence: &std::path::Path,
+    policy: &std::path::Path,
+    nonce: &str,
+    at: Option<i64>,
+) -> Result<(), (String, u8)> {
+    use attestd_issuer::offline::{read_evidence, LoadedPolicy, OfflineError};
+    let code = |error: &OfflineError| match error {
+        OfflineError::Read { .. } => 66,
+        OfflineError::Policy { .. } => 64,
+        OfflineError::TooLarge { .. }
+        | OfflineError::Refused(_)
+        | OfflineError::NodeNotAllowed { .. } => 1,
+    };
+    let fail = |error: OfflineError| (error.to_string(), code(&error));
+    let nonce = hex::decode(nonce.trim()).map_err(|e| (format!("--nonce is not hex: {e}"), 64))?;
+    let policy = LoadedPolicy::load(policy).map_err(fail)?;
+    let bytes = read_evidence(evidence).map_err(fail)?;
+    let now = at.unwrap_or_else(|| {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |elapsed| elapsed.as_secs() as i64)
+    });
+    let verified = policy.verify(&bytes, &nonce, now).map_err(fail)?;
+    let claims = &verified.claims;
+    println!("evidence: accepted");
+    if let Some(node) = &verified.node {
+        println!("node: {}", node.spiffe_id);
+        println!("node SVID valid until: {} (unix)", node.not_after);
+    }
+    println!(
+        "issued at: {} (unix), {} s before the verification time",
+        claims.issued_at,
+        now.saturating_sub(claims.issued_at)
+    );
+    println!("selectors: {}", claims.selectors.join(" "));
+    if let Some(binary) = &claims.binary {
+        println!(
+            "binary: {} sha256:{}",
+            binary.path,
+            hex::encode(binary.sha256)
+        );
+    }
+    println!(
+        "host: {} ({} {}, boot {})",
+        claims.host.hostname, claims.host.os, claims.host.kernel, claims.host.boot_id
+    );
+    if let Some(audience) = &claims.audience {
+        println!("audience: {audience}");
+    }
+    Ok(())
 }

@@ -2,7 +2,9 @@
 //! docs/evidence.cddl under an independent validator (the `cddl` crate), so
 //! the encoder and the published schema cannot drift apart unnoticed.
 
-use attestd_proto::evidence::{sign_evidence, BinaryClaim, EvidenceClaims, HostClaims};
+use attestd_proto::evidence::{
+    sign_certified_evidence, sign_evidence, BinaryClaim, EvidenceClaims, HostClaims,
+};
 use ciborium::value::{Integer, Value};
 use proptest::prelude::*;
 
@@ -91,6 +93,43 @@ fn emitted_evidence_conforms_to_the_cddl() {
     for claims in [full_claims(), minimal_claims()] {
         validate("attestd-evidence", &signed(&claims)).expect("evidence conforms");
     }
+}
+
+#[test]
+fn evidence_with_a_node_svid_chain_conforms_to_the_cddl() {
+    for chain in [
+        vec![vec![0x30; 300]],
+        vec![vec![0x30; 300], vec![0x31; 200]],
+    ] {
+        let evidence = sign_certified_evidence(&full_claims(), &session_point(), &chain, |_| {
+            Ok(vec![0x5a; 64])
+        })
+        .expect("signs");
+        validate("attestd-evidence", &evidence).expect("certified evidence conforms");
+    }
+}
+
+#[test]
+fn the_schema_rejects_an_x5chain_array_of_one() {
+    // RFC 9360 writes a single certificate as a bare bstr; an encoder that
+    // wraps it in an array has drifted from the schema.
+    let evidence = signed(&full_claims());
+    let Value::Tag(tag, inner) = decode(&evidence) else {
+        panic!("not tagged")
+    };
+    let Value::Array(mut items) = *inner else {
+        panic!("not an array")
+    };
+    let Value::Bytes(protected) = &items[0] else {
+        panic!("protected is not a bstr")
+    };
+    let Value::Map(mut header) = decode(protected) else {
+        panic!("protected header is not a map")
+    };
+    header.push((int(33), Value::Array(vec![Value::Bytes(vec![0x30; 10])])));
+    items[0] = Value::Bytes(encode(&Value::Map(header)));
+    let drifted = encode(&Value::Tag(tag, Box::new(Value::Array(items))));
+    assert!(validate("attestd-evidence", &drifted).is_err());
 }
 
 #[test]

@@ -2,6 +2,7 @@
 """Verify attestd evidence with pycose and cbor2: an independent second opinion.
 
 Usage: verify_evidence.py EVIDENCE_FILE NONCE_HEX [--audience A]
+                          [--bundle CA_PEM --trust-domain TD]
 
 EVIDENCE_FILE holds one attestd evidence: a tagged COSE_Sign1 (CBOR tag 18),
 ES256, with the session key as a COSE_Key under protected header label -65537
@@ -13,7 +14,12 @@ eat_nonce must equal NONCE_HEX, every known claim must have its documented
 type, the payload must be in RFC 8949 deterministic encoding, and the
 audience must match --audience exactly (evidence bound to an audience is
 refused when no --audience is given, as attestd's own verifier does).
-Neither the key's trust nor iat freshness is judged here.
+iat freshness is not judged here. With --bundle, the key's trust is: the
+protected header must carry x5chain (33, RFC 9360), whose leaf is a node SVID
+that the `cryptography` package's own X.509 path validator accepts against the
+CA bundle now, that certifies exactly the session key, and whose single URI
+SAN is spiffe://TD/attestd/node/<EK hash> with that hash in the ueid claim.
+Without --bundle the key is not judged.
 
 Exit status: 0 when the evidence is accepted (the claims go to stdout as one
 JSON object, byte strings as hex), 1 when it is rejected (the reason goes to
@@ -25,15 +31,20 @@ both verifiers.
 
 import argparse
 import collections.abc
+import datetime
 import hmac
 import io
 import json
 import pathlib
+import re
 import sys
 
 import cbor2
 from pycose.keys import CoseKey
 from pycose.messages import Sign1Message
+from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.verification import PolicyBuilder, Store
 
 EXIT_ACCEPTED = 0
 EXIT_REJECTED = 1
@@ -44,12 +55,15 @@ NONCE_MIN, NONCE_MAX = 8, 64
 COSE_SIGN1_TAG = 18
 ALG_ES256 = -7
 SESSION_KEY_LABEL = -65537
+X5CHAIN_LABEL = 33
+MAX_X5CHAIN_CERTS = 8
 CONTENT_TYPE = "application/eat-ucs+cbor"
 PROFILE = "tag:attestd.dev,2026:evidence/v1"
-# Header parameters whose meaning this checker knows: alg, content type, session key.
-UNDERSTOOD_CRITICAL = {1, 3, SESSION_KEY_LABEL}
+# Header parameters whose meaning this checker knows: alg, content type, session
+# key, x5chain.
+UNDERSTOOD_CRITICAL = {1, 3, SESSION_KEY_LABEL, X5CHAIN_LABEL}
 # Parameters that steer verification may never come from the unsigned bucket.
-PROTECTED_ONLY = {1, 2, SESSION_KEY_LABEL}
+PROTECTED_ONLY = {1, 2, SESSION_KEY_LABEL, X5CHAIN_LABEL}
 
 CLAIM_NAMES = {10: "eat_nonce", 256: "ueid", 6: "iat", 265: "eat_profile"}
 HOST_MEMBERS = ("hostname", "kernel", "os", "boot_id")
@@ -175,8 +189,55 @@ def check_claims(claims, nonce, audience):
     require(found_audience == audience, f"audience is {found_audience!r}, expected {audience!r}")
 
 
-def verify(evidence, nonce, audience):
-    """Returns the claims of acceptable evidence; raises Rejected otherwise."""
+def check_node_chain(protected, session_key, claims, bundle_pem, trust_domain):
+    """The node SVID chain: returns the node's SPIFFE ID, or raises Rejected."""
+    chain = protected.get(X5CHAIN_LABEL)
+    require(chain is not None, "no x5chain (33): the evidence is not from an attested node")
+    if isinstance(chain, bytes):
+        ders = [chain]
+    else:
+        require(isinstance(chain, (list, tuple)) and 2 <= len(chain) <= MAX_X5CHAIN_CERTS
+                and all(isinstance(der, bytes) for der in chain),
+                "x5chain is neither a bstr nor an array of 2 to 8 bstr")
+        ders = list(chain)
+    try:
+        certificates = [x509.load_der_x509_certificate(der) for der in ders]
+        roots = x509.load_pem_x509_certificates(bundle_pem)
+    except ValueError as error:
+        raise Rejected(f"x5chain or bundle is not X.509: {error}") from error
+    verifier = (PolicyBuilder()
+                .store(Store(roots))
+                .time(datetime.datetime.now(datetime.timezone.utc))
+                .build_client_verifier())
+    try:
+        verifier.verify(certificates[0], certificates[1:])
+    except Exception as error:  # noqa: BLE001 - any validation failure rejects
+        raise Rejected(f"the node SVID chain does not verify against the bundle: {error}") from error
+
+    leaf = certificates[0]
+    public = leaf.public_key()
+    require(isinstance(public, ec.EllipticCurvePublicKey) and isinstance(public.curve, ec.SECP256R1),
+            "the node SVID's key is not P-256")
+    numbers = public.public_numbers()
+    require(numbers.x.to_bytes(32, "big") == session_key[-2]
+            and numbers.y.to_bytes(32, "big") == session_key[-3],
+            "the node SVID certifies another key than the session key")
+    try:
+        san = leaf.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    except x509.ExtensionNotFound as error:
+        raise Rejected("the node SVID has no subjectAltName") from error
+    uris = san.get_values_for_type(x509.UniformResourceIdentifier)
+    require(len(uris) == 1, f"the node SVID has {len(uris)} URI SANs, not one")
+    match = re.fullmatch(rf"spiffe://{re.escape(trust_domain)}/attestd/node/([0-9a-f]{{64}})", uris[0])
+    require(match is not None, f"the node SVID names {uris[0]!r}, not a node of {trust_domain}")
+    require(claims.get(256) == b"\x01" + bytes.fromhex(match.group(1)),
+            "the ueid claim is not the EK hash in the node SVID")
+    return uris[0]
+
+
+def verify(evidence, nonce, audience, bundle_pem=None, trust_domain=None):
+    """Returns (claims, node SPIFFE ID or None) of acceptable evidence; raises
+    Rejected otherwise."""
     require(len(evidence) <= MAX_EVIDENCE_BYTES,
             f"evidence is {len(evidence)} bytes, over the 64 KiB limit")
     outer = decode_one(evidence, "evidence")
@@ -205,7 +266,10 @@ def verify(evidence, nonce, audience):
     claims = decode_one(payload, "claims set")
     require(deterministic(claims) == payload, "claims set is not in deterministic CBOR encoding")
     check_claims(claims, nonce, audience)
-    return claims
+    node = None
+    if bundle_pem is not None:
+        node = check_node_chain(protected, protected[SESSION_KEY_LABEL], claims, bundle_pem, trust_domain)
+    return claims, node
 
 
 def to_json(item):
@@ -225,7 +289,12 @@ def parse_args(argv):
     parser.add_argument("evidence", type=pathlib.Path, help="file holding the COSE_Sign1 bytes")
     parser.add_argument("nonce_hex", help=f"the expected nonce, {NONCE_MIN} to {NONCE_MAX} bytes in hex")
     parser.add_argument("--audience", help="the relying party the evidence must be bound to")
+    parser.add_argument("--bundle", type=pathlib.Path,
+                        help="issuer CA bundle (PEM): require a node SVID chain that verifies to it")
+    parser.add_argument("--trust-domain", help="the SPIFFE trust domain of the node SVID (with --bundle)")
     args = parser.parse_args(argv)
+    if (args.bundle is None) != (args.trust_domain is None):
+        parser.error("--bundle and --trust-domain go together")
     try:
         args.nonce = bytes.fromhex(args.nonce_hex)
     except ValueError:
@@ -239,18 +308,22 @@ def main(argv):
     args = parse_args(argv)  # exits with EXIT_USAGE on a bad command line
     try:
         evidence = args.evidence.read_bytes()
+        bundle_pem = args.bundle.read_bytes() if args.bundle else None
     except OSError as error:
-        print(f"verify_evidence: cannot read {args.evidence}: {error}", file=sys.stderr)
+        print(f"verify_evidence: cannot read input: {error}", file=sys.stderr)
         return EXIT_USAGE
     try:
-        claims = verify(evidence, args.nonce, args.audience)
+        claims, node = verify(evidence, args.nonce, args.audience, bundle_pem, args.trust_domain)
     except Rejected as reason:
         print(f"verify_evidence: rejected: {reason}", file=sys.stderr)
         return EXIT_REJECTED
     except Exception as error:  # noqa: BLE001 - fail closed on anything unforeseen
         print(f"verify_evidence: rejected: unexpected {error!r}", file=sys.stderr)
         return EXIT_REJECTED
-    print(json.dumps(to_json(claims), sort_keys=True))
+    output = to_json(claims)
+    if node is not None:
+        output["node"] = node
+    print(json.dumps(output, sort_keys=True))
     return EXIT_ACCEPTED
 
 

@@ -258,6 +258,10 @@ async fn the_daemon_gets_a_node_svid_for_its_ek_renews_it_and_renews_again_after
         .expect("SERVING within the deadline");
     }
 
+    // Evidence from an attested daemon carries its node SVID chain, so a
+    // verifier with nothing but the issuer's bundle knows which TPM it is from.
+    evidence_names_the_node(dir.path(), &issuer, &expected_id).await;
+
     // A 4 s SVID is renewed after 2 s, by a whole new exchange.
     next_outcome(&mut outcomes).await;
     let second = state
@@ -285,6 +289,55 @@ async fn the_daemon_gets_a_node_svid_for_its_ek_renews_it_and_renews_again_after
     }
     let _ = stop_daemon.send(());
     daemon.await.unwrap().unwrap();
+}
+
+/// Asks the daemon for evidence over its socket and verifies it as
+/// `attestd-issuer verify` does, offline, with only the issuer's bundle.
+async fn evidence_names_the_node(dir: &Path, issuer: &TestIssuer, expected_id: &str) {
+    use attestd_issuer::offline::{LoadedPolicy, OfflineError};
+    use attestd_proto::v1::attestation_client::AttestationClient;
+    let nonce = b"offline-verifier-nonce".to_vec();
+    let channel = attestd::api::client::connect(&dir.join("api.sock"))
+        .await
+        .unwrap();
+    let evidence = AttestationClient::new(channel)
+        .attest(attestd_proto::v1::AttestRequest {
+            nonce: nonce.clone(),
+            ..Default::default()
+        })
+        .await
+        .expect("the daemon attests its caller")
+        .into_inner()
+        .evidence;
+    let write_policy = |name: &str, extra: &str| {
+        let path = dir.join(name);
+        std::fs::write(
+            &path,
+            format!(
+                "trust_domain = \"{TRUST_DOMAIN}\"\nbundle = {:?}\n{extra}",
+                issuer.bundle.display().to_string()
+            ),
+        )
+        .unwrap();
+        LoadedPolicy::load(&path).expect("the policy loads")
+    };
+    let verified = write_policy("offline.toml", "")
+        .verify(&evidence, &nonce, attestd::node::unix_now())
+        .expect("evidence from an attested node verifies offline");
+    let node = verified.node.expect("the node is named");
+    assert_eq!(node.spiffe_id, expected_id);
+    let uid = format!("unix:uid:{}", unsafe { libc::getuid() });
+    assert!(verified.claims.selectors.contains(&uid));
+
+    // A policy that admits only another node refuses it, and says which node.
+    let other = write_policy(
+        "other-node.toml",
+        &format!("nodes = [\"{}\"]\n", "0".repeat(64)),
+    );
+    match other.verify(&evidence, &nonce, attestd::node::unix_now()) {
+        Err(OfflineError::NodeNotAllowed { node }) => assert_eq!(node, expected_id),
+        other => panic!("expected NodeNotAllowed, got {other:?}"),
+    }
 }
 
 /// Runs the node's steps by hand so one of them can be tampered with; returns

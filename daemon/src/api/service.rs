@@ -12,6 +12,7 @@ use tonic::{Request, Response, Status};
 use tracing::{debug, warn};
 
 use super::socket::PeerInfo;
+use crate::node::NodeState;
 use crate::signer::EvidenceSigner;
 use crate::workload::{WorkloadAttestor, WorkloadError};
 
@@ -23,6 +24,8 @@ pub struct AttestationService {
     signer: Arc<EvidenceSigner>,
     /// 0x01 ‖ SHA-256(EK SubjectPublicKeyInfo), when a TPM is configured.
     ueid: Option<Vec<u8>>,
+    /// Its node SVID certifies the signer's key; evidence carries it.
+    node: Arc<NodeState>,
 }
 
 impl AttestationService {
@@ -30,11 +33,13 @@ impl AttestationService {
         workload: Arc<WorkloadAttestor>,
         signer: Arc<EvidenceSigner>,
         ueid: Option<Vec<u8>>,
+        node: Arc<NodeState>,
     ) -> Self {
         AttestationService {
             workload,
             signer,
             ueid,
+            node,
         }
     }
 }
@@ -140,9 +145,11 @@ impl Attestation for AttestationService {
             },
             audience: (!request.audience.is_empty()).then_some(request.audience),
         };
+        let node_svid = self.node.current_svid();
+        let node_chain = node_svid.as_ref().map_or(&[][..], |svid| &svid.chain[..]);
         let evidence = self
             .signer
-            .sign(&claims)
+            .sign(&claims, node_chain)
             .map_err(|error| Status::internal(error.to_string()))?;
         // At debug: an info line per attestation would cost a write per request
         // and flood the journal of a busy host.

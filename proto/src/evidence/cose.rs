@@ -11,8 +11,8 @@ use coset::{
 use super::cbor::decode_bounded;
 use super::claims::kind;
 use super::{
-    labels, EvidenceClaims, EvidenceError, CONTENT_TYPE, MAX_EVIDENCE_BYTES, SESSION_KEY_LEN,
-    SIGNATURE_LEN,
+    labels, EvidenceClaims, EvidenceError, CONTENT_TYPE, MAX_EVIDENCE_BYTES, MAX_X5CHAIN_CERTS,
+    SESSION_KEY_LEN, SIGNATURE_LEN,
 };
 
 /// Length of one P-256 coordinate.
@@ -29,6 +29,10 @@ pub struct EvidenceEnvelope {
     pub payload: Vec<u8>,
     /// Uncompressed SEC1 P-256 point (`0x04 || x || y`) from protected header -65537.
     pub session_public_key: [u8; SESSION_KEY_LEN],
+    /// DER certificates from protected header 33 (`x5chain`), leaf first:
+    /// the node SVID for the session key, then intermediates. Empty when the
+    /// evidence carries none. Not verified here.
+    pub x5chain: Vec<Vec<u8>>,
     /// The COSE Sig_structure ("Signature1", protected bytes as received,
     /// empty external AAD, payload): what the signature covers.
     pub tbs: Vec<u8>,
@@ -42,6 +46,8 @@ pub struct ParsedEvidence {
     pub claims: EvidenceClaims,
     /// Uncompressed SEC1 P-256 point (`0x04 || x || y`) from protected header -65537.
     pub session_public_key: [u8; SESSION_KEY_LEN],
+    /// DER certificates from `x5chain`, leaf first; empty when absent.
+    pub x5chain: Vec<Vec<u8>>,
     /// The COSE Sig_structure the signature covers.
     pub tbs: Vec<u8>,
     /// Raw ES256 signature, `r || s`.
@@ -57,12 +63,29 @@ pub fn sign_evidence(
     session_public_key: &[u8],
     sign: impl FnOnce(&[u8]) -> Result<Vec<u8>, EvidenceError>,
 ) -> Result<Vec<u8>, EvidenceError> {
+    sign_certified_evidence(claims, session_public_key, &[], sign)
+}
+
+/// As [`sign_evidence`], and also puts `x5chain` (DER, leaf first: the node
+/// SVID that certifies `session_public_key`, then intermediates) into the
+/// protected header as parameter 33. An empty chain adds nothing. The chain
+/// is not checked here; the verifier checks it against its trust bundle.
+pub fn sign_certified_evidence(
+    claims: &EvidenceClaims,
+    session_public_key: &[u8],
+    x5chain: &[Vec<u8>],
+    sign: impl FnOnce(&[u8]) -> Result<Vec<u8>, EvidenceError>,
+) -> Result<Vec<u8>, EvidenceError> {
     let point = sec1_point(session_public_key)?;
     let payload = claims.to_cbor()?;
+    let mut rest = vec![(Label::Int(labels::SESSION_KEY), session_cose_key(&point)?)];
+    if let Some(chain) = x5chain_value(x5chain)? {
+        rest.push((Label::Int(labels::X5CHAIN), chain));
+    }
     let protected = Header {
         alg: Some(RegisteredLabelWithPrivate::Assigned(iana::Algorithm::ES256)),
         content_type: Some(ContentType::Text(CONTENT_TYPE.to_owned())),
-        rest: vec![(Label::Int(labels::SESSION_KEY), session_cose_key(&point)?)],
+        rest,
         ..Header::default()
     };
     let sign1 = CoseSign1Builder::new()
@@ -99,6 +122,7 @@ pub fn parse_evidence(bytes: &[u8]) -> Result<ParsedEvidence, EvidenceError> {
     Ok(ParsedEvidence {
         claims: EvidenceClaims::from_cbor(&envelope.payload)?,
         session_public_key: envelope.session_public_key,
+        x5chain: envelope.x5chain,
         tbs: envelope.tbs,
         signature: envelope.signature,
     })
@@ -138,6 +162,7 @@ pub fn parse_envelope(bytes: &[u8]) -> Result<EvidenceEnvelope, EvidenceError> {
     check_algorithm(protected)?;
     check_content_type(protected)?;
     let session_public_key = session_key(protected)?;
+    let x5chain = x5chain(protected)?;
     check_unprotected(&sign1.unprotected, protected)?;
 
     let signature = <[u8; SIGNATURE_LEN]>::try_from(sign1.signature.as_slice()).map_err(|_| {
@@ -155,6 +180,7 @@ pub fn parse_envelope(bytes: &[u8]) -> Result<EvidenceEnvelope, EvidenceError> {
     Ok(EvidenceEnvelope {
         payload,
         session_public_key,
+        x5chain,
         tbs,
         signature,
     })
@@ -202,6 +228,7 @@ fn check_critical(protected: &Value) -> Result<(), EvidenceError> {
         iana::HeaderParameter::Alg.to_i64(),
         iana::HeaderParameter::ContentType.to_i64(),
         labels::SESSION_KEY,
+        labels::X5CHAIN,
     ]
     .map(Value::from);
     for label in critical {
@@ -249,6 +276,57 @@ fn check_content_type(protected: &Header) -> Result<(), EvidenceError> {
         Some(other) => Err(EvidenceError::Malformed(format!(
             "content type {other:?} is not {CONTENT_TYPE:?}"
         ))),
+    }
+}
+
+/// RFC 9360 §2: one certificate is a bstr, several are an array of bstr.
+fn x5chain_value(chain: &[Vec<u8>]) -> Result<Option<Value>, EvidenceError> {
+    if chain.len() > MAX_X5CHAIN_CERTS {
+        return Err(EvidenceError::Encode(format!(
+            "x5chain has {} certificates; at most {MAX_X5CHAIN_CERTS} are allowed",
+            chain.len()
+        )));
+    }
+    if chain.iter().any(Vec::is_empty) {
+        return Err(EvidenceError::Encode(
+            "x5chain holds an empty certificate".to_owned(),
+        ));
+    }
+    Ok(match chain {
+        [] => None,
+        [leaf] => Some(Value::Bytes(leaf.clone())),
+        many => Some(Value::Array(
+            many.iter().cloned().map(Value::Bytes).collect(),
+        )),
+    })
+}
+
+/// Reads `x5chain` in either RFC 9360 form. The certificates stay opaque
+/// bytes here; the verifier parses and checks them.
+fn x5chain(protected: &Header) -> Result<Vec<Vec<u8>>, EvidenceError> {
+    let Some(value) = find_rest(protected, labels::X5CHAIN) else {
+        return Ok(Vec::new());
+    };
+    let certificate = |value: &Value| match value {
+        Value::Bytes(der) if !der.is_empty() => Ok(der.clone()),
+        Value::Bytes(_) => Err(malformed("x5chain holds an empty certificate")),
+        other => Err(EvidenceError::Malformed(format!(
+            "x5chain holds a CBOR {}, not a bstr certificate",
+            kind(other)
+        ))),
+    };
+    match value {
+        Value::Array(items) if items.len() < 2 => Err(malformed(
+            "x5chain is an array of fewer than two certificates (RFC 9360 uses a bstr for one)",
+        )),
+        Value::Array(items) if items.len() > MAX_X5CHAIN_CERTS => {
+            Err(EvidenceError::Malformed(format!(
+                "x5chain has {} certificates; at most {MAX_X5CHAIN_CERTS} are accepted",
+                items.len()
+            )))
+        }
+        Value::Array(items) => items.iter().map(certificate).collect(),
+        single => Ok(vec![certificate(single)?]),
     }
 }
 
@@ -333,9 +411,10 @@ fn check_unprotected(unprotected: &Header, protected: &Header) -> Result<(), Evi
     if unprotected.alg.is_some()
         || !unprotected.crit.is_empty()
         || find_rest(unprotected, labels::SESSION_KEY).is_some()
+        || find_rest(unprotected, labels::X5CHAIN).is_some()
     {
         return Err(malformed(
-            "alg, crit and the session key must be in the protected header",
+            "alg, crit, the session key and x5chain must be in the protected header",
         ));
     }
     let protected_labels = header_labels(protected);

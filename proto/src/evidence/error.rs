@@ -51,6 +51,12 @@ pub enum EvidenceError {
     },
     #[error("required selector {selector:?} is not among the evidence selectors")]
     MissingSelector { selector: String },
+    #[error("the evidence carries no node SVID chain (x5chain): it does not come from a node the issuer attested")]
+    NodeNotCertified,
+    #[error("the node SVID chain does not verify against the trust bundle: {0}")]
+    NodeChain(String),
+    #[error("the node SVID does not match the evidence: {0}")]
+    NodeMismatch(String),
     #[error("invalid verification policy: {0}")]
     InvalidPolicy(String),
 }

@@ -7,11 +7,12 @@ use coset::iana::{self, EnumI64};
 use coset::{ContentType, Header, Label, RegisteredLabelWithPrivate};
 
 use super::claims_test::full_claims;
+use super::cose_test::session_point;
 use super::cose_test::{
     assemble, ec2_key, encode, good_protected, int, session_key_value, with_session_key,
     DUMMY_SIGNATURE,
 };
-use super::{labels, parse_evidence, EvidenceError};
+use super::{labels, parse_evidence, sign_certified_evidence, EvidenceError, MAX_X5CHAIN_CERTS};
 
 #[test]
 fn an_algorithm_other_than_es256_is_refused() {
@@ -135,7 +136,7 @@ fn unknown_header_parameters_are_ignored() {
     let mut protected = good_protected();
     protected
         .rest
-        .push((Label::Int(33), Value::Bytes(vec![0x30])));
+        .push((Label::Int(99), Value::Bytes(vec![0x30])));
     protected
         .rest
         .push((Label::Text("future".to_owned()), Value::Null));
@@ -288,4 +289,110 @@ fn the_session_key_label_is_in_the_private_use_range() {
     // RFC 9052 §3.1: integer labels less than -65536 are private use.
     const { assert!(labels::SESSION_KEY < -65536) };
     assert_eq!(iana::HeaderParameter::from_i64(labels::SESSION_KEY), None);
+}
+
+// x5chain (RFC 9360): the node SVID chain. The parser carries it as opaque
+// DER; the verifier checks it.
+
+fn certified(chain: &[Vec<u8>]) -> Result<Vec<u8>, EvidenceError> {
+    sign_certified_evidence(&full_claims(), &session_point(), chain, |_| {
+        Ok(DUMMY_SIGNATURE.to_vec())
+    })
+}
+
+fn with_x5chain(value: Value) -> Header {
+    let mut protected = good_protected();
+    protected.rest.push((Label::Int(labels::X5CHAIN), value));
+    protected
+}
+
+#[test]
+fn one_certificate_is_a_bstr_and_round_trips() {
+    let evidence = certified(&[vec![0x30, 0x01, 0xaa]]).expect("signs");
+    let protected = super::cose_test::outer_array(&evidence)[0].clone();
+    let Value::Bytes(protected) = protected else {
+        panic!("protected header is not a bstr")
+    };
+    let header: Value = ciborium::de::from_reader(protected.as_slice()).expect("decodes");
+    let Value::Map(entries) = header else {
+        panic!("protected header is not a map")
+    };
+    assert!(entries
+        .iter()
+        .any(|(key, value)| *key == int(33) && *value == Value::Bytes(vec![0x30, 0x01, 0xaa])));
+    let parsed = parse_evidence(&evidence).expect("parses");
+    assert_eq!(parsed.x5chain, vec![vec![0x30, 0x01, 0xaa]]);
+}
+
+#[test]
+fn several_certificates_are_an_array_in_order() {
+    let chain = vec![vec![0x30, 0x01], vec![0x30, 0x02], vec![0x30, 0x03]];
+    let parsed = parse_evidence(&certified(&chain).expect("signs")).expect("parses");
+    assert_eq!(parsed.x5chain, chain);
+}
+
+#[test]
+fn evidence_without_x5chain_has_an_empty_chain() {
+    let parsed = parse_evidence(&certified(&[]).expect("signs")).expect("parses");
+    assert!(parsed.x5chain.is_empty());
+}
+
+#[test]
+fn the_signer_refuses_overlong_or_empty_chains() {
+    let long = vec![vec![0x30]; MAX_X5CHAIN_CERTS + 1];
+    assert!(matches!(certified(&long), Err(EvidenceError::Encode(_))));
+    assert!(matches!(
+        certified(&[vec![0x30], vec![]]),
+        Err(EvidenceError::Encode(_))
+    ));
+}
+
+#[test]
+fn malformed_x5chains_are_refused() {
+    let cases = [
+        (
+            "an array of one",
+            Value::Array(vec![Value::Bytes(vec![0x30])]),
+        ),
+        ("an empty array", Value::Array(vec![])),
+        ("an integer", int(7)),
+        ("an empty bstr", Value::Bytes(vec![])),
+        (
+            "an array holding text",
+            Value::Array(vec![Value::Bytes(vec![0x30]), Value::Text("x".into())]),
+        ),
+        (
+            "too many certificates",
+            Value::Array(vec![Value::Bytes(vec![0x30]); MAX_X5CHAIN_CERTS + 1]),
+        ),
+    ];
+    for (what, value) in cases {
+        let result = parse_evidence(&assemble(with_x5chain(value), Header::default()));
+        assert!(
+            matches!(result, Err(EvidenceError::Malformed(_))),
+            "{what}: {result:?}"
+        );
+    }
+}
+
+#[test]
+fn x5chain_in_the_unprotected_header_is_refused() {
+    let unprotected = Header {
+        rest: vec![(Label::Int(labels::X5CHAIN), Value::Bytes(vec![0x30]))],
+        ..Header::default()
+    };
+    assert!(matches!(
+        parse_evidence(&assemble(good_protected(), unprotected)),
+        Err(EvidenceError::Malformed(_))
+    ));
+}
+
+#[test]
+fn a_critical_x5chain_is_understood() {
+    let mut protected = with_x5chain(Value::Bytes(vec![0x30, 0x00]));
+    protected.crit = vec![RegisteredLabelWithPrivate::Assigned(
+        iana::HeaderParameter::X5Chain,
+    )];
+    let parsed = parse_evidence(&assemble(protected, Header::default())).expect("parses");
+    assert_eq!(parsed.x5chain, vec![vec![0x30, 0x00]]);
 }

@@ -24,7 +24,10 @@ mod header_test;
 mod never_panics_test;
 
 pub use claims::{BinaryClaim, EvidenceClaims, HostClaims};
-pub use cose::{parse_envelope, parse_evidence, sign_evidence, EvidenceEnvelope, ParsedEvidence};
+pub use cose::{
+    parse_envelope, parse_evidence, sign_certified_evidence, sign_evidence, EvidenceEnvelope,
+    ParsedEvidence,
+};
 pub use error::EvidenceError;
 
 /// Shortest nonce a verifier may ask for: below 64 bits a replay becomes guessable.
@@ -73,4 +76,11 @@ pub mod labels {
     /// Protected header parameter holding the session key as a COSE_Key.
     /// Private-use range (RFC 9052 §3.1: labels below -65536).
     pub const SESSION_KEY: i64 = -65537;
+    /// Protected header parameter `x5chain` (RFC 9360): the node SVID that
+    /// certifies the session key, then any intermediates, as DER.
+    pub const X5CHAIN: i64 = 33;
 }
+
+/// Most certificates an `x5chain` may hold: a node SVID and intermediates.
+/// Real chains have one to three; the bound keeps hostile input cheap.
+pub const MAX_X5CHAIN_CERTS: usize = 8;

@@ -2,10 +2,13 @@
 //! docs/evidence.md): signature first, then key trust, then the claims
 //! against the relying party's policy.
 
+mod node;
 mod policy;
 
 #[cfg(test)]
 mod evidence_test;
+#[cfg(test)]
+mod node_test;
 #[cfg(test)]
 mod policy_test;
 #[cfg(test)]
@@ -18,6 +21,7 @@ use ring::signature::{UnparsedPublicKey, ECDSA_P256_SHA256_FIXED};
 use crate::der;
 
 pub use attestd_proto::evidence::EvidenceError;
+pub use node::{NodeTrust, VerifiedNode};
 
 /// What the relying party requires of evidence. There is no default: each
 /// field is a decision the caller must make.
@@ -37,9 +41,14 @@ pub struct EvidencePolicy {
     /// verifier naming one accepts only evidence bound to it.
     pub audience: Option<String>,
     /// SubjectPublicKeyInfo DER of the accepted session keys. `None` accepts
-    /// the embedded key: the check is then integrity only, since until node
-    /// attestation lands the key is self-asserted.
+    /// the embedded key: without `node_trust` the check is then integrity
+    /// only, since the key is self-asserted.
     pub trusted_keys: Option<Vec<Vec<u8>>>,
+    /// The issuer CA bundle and trust domain. When set, the evidence must
+    /// carry a node SVID chain (`x5chain`) that verifies to the bundle at
+    /// `now_unix_secs`, certifies the session key, and names the node whose
+    /// EK hash is the evidence's `ueid`.
+    pub node_trust: Option<NodeTrust>,
     /// Selectors the evidence must all carry.
     pub required_selectors: Vec<String>,
 }
@@ -50,12 +59,15 @@ pub struct VerifiedEvidence {
     pub claims: EvidenceClaims,
     /// The session key as SubjectPublicKeyInfo DER (what `trusted_keys` pins).
     pub session_key_spki: Vec<u8>,
+    /// The attested node, when the policy asked for `node_trust`.
+    pub node: Option<VerifiedNode>,
 }
 
 /// Verifies attestd evidence against `policy`.
 ///
 /// Order matters: size and structure, then the ES256 signature over the
-/// Sig_structure, then key trust; only signed bytes from a trusted key are
+/// Sig_structure, then key trust (pins, node SVID chain); only signed bytes
+/// from a trusted key are
 /// decoded as claims, which are then held to the nonce, time window,
 /// audience and selectors.
 pub fn verify_evidence(
@@ -77,8 +89,23 @@ pub fn verify_evidence(
 
     let session_key_spki = p256_spki_der(&envelope.session_public_key);
     policy::check_trusted_key(&session_key_spki, policy.trusted_keys.as_deref())?;
+    let node = policy
+        .node_trust
+        .as_ref()
+        .map(|trust| {
+            node::check_node_chain(
+                &envelope.x5chain,
+                &session_key_spki,
+                trust,
+                policy.now_unix_secs,
+            )
+        })
+        .transpose()?;
 
     let claims = EvidenceClaims::from_cbor(&envelope.payload)?;
+    if let Some(node) = &node {
+        policy::check_node_ueid(claims.ueid.as_deref(), node)?;
+    }
     policy::check_nonce(&claims.nonce, &policy.expected_nonce)?;
     policy::check_issued_at(claims.issued_at, policy)?;
     policy::check_audience(claims.audience.as_deref(), policy.audience.as_deref())?;
@@ -86,6 +113,7 @@ pub fn verify_evidence(
     Ok(VerifiedEvidence {
         claims,
         session_key_spki,
+        node,
     })
 }
 

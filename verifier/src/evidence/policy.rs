@@ -2,7 +2,7 @@
 //! window, audience, required selectors. Each returns the error that names
 //! what failed.
 
-use super::{EvidenceError, EvidencePolicy};
+use super::{EvidenceError, EvidencePolicy, VerifiedNode};
 
 /// Session keys are public, so a plain comparison is fine here.
 pub(super) fn check_trusted_key(
@@ -13,6 +13,23 @@ pub(super) fn check_trusted_key(
         None => Ok(()),
         Some(keys) if keys.iter().any(|key| key.as_slice() == session_key_spki) => Ok(()),
         Some(_) => Err(EvidenceError::UntrustedKey),
+    }
+}
+
+/// The chain says which TPM the issuer attested; the claims must say the same.
+pub(super) fn check_node_ueid(
+    ueid: Option<&[u8]>,
+    node: &VerifiedNode,
+) -> Result<(), EvidenceError> {
+    match ueid {
+        Some(ueid) if ueid == node.ueid() => Ok(()),
+        Some(_) => Err(EvidenceError::NodeMismatch(format!(
+            "the ueid claim is not the EK hash in {}",
+            node.spiffe_id
+        ))),
+        None => Err(EvidenceError::NodeMismatch(
+            "the evidence has no ueid claim, but comes with a node SVID".to_owned(),
+        )),
     }
 }
 

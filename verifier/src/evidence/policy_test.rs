@@ -173,6 +173,7 @@ fn a_key_outside_the_trusted_set_is_untrusted() {
     let other = SessionKey::generate();
     let policy = EvidencePolicy {
         trusted_keys: Some(vec![other.spki_der()]),
+        node_trust: None,
         ..policy()
     };
     assert_eq!(
@@ -185,6 +186,7 @@ fn a_key_outside_the_trusted_set_is_untrusted() {
 fn an_empty_trusted_set_trusts_no_key() {
     let policy = EvidencePolicy {
         trusted_keys: Some(Vec::new()),
+        node_trust: None,
         ..policy()
     };
     assert_eq!(verify_with(&policy), Err(EvidenceError::UntrustedKey));
@@ -196,6 +198,7 @@ fn a_pinned_key_is_accepted() {
     let other = SessionKey::generate();
     let policy = EvidencePolicy {
         trusted_keys: Some(vec![other.spki_der(), key.spki_der()]),
+        node_trust: None,
         ..policy()
     };
     let verified = verify_evidence(&key.sign(&claims()), &policy).expect("accepted");
@@ -207,6 +210,7 @@ fn a_pin_given_as_a_raw_point_instead_of_spki_does_not_match() {
     let key = SessionKey::generate();
     let policy = EvidencePolicy {
         trusted_keys: Some(vec![key.public_point()]),
+        node_trust: None,
         ..policy()
     };
     assert_eq!(
@@ -220,6 +224,7 @@ fn an_untrusted_key_is_refused_before_its_claims_are_looked_at() {
     let key = SessionKey::generate();
     let policy = EvidencePolicy {
         trusted_keys: Some(Vec::new()),
+        node_trust: None,
         expected_nonce: vec![0; 16],
         ..policy()
     };

@@ -3,7 +3,8 @@
 //! still correctly signed.
 
 use attestd_proto::evidence::{
-    labels, sign_evidence, BinaryClaim, EvidenceClaims, EvidenceError, HostClaims, CONTENT_TYPE,
+    labels, sign_certified_evidence, sign_evidence, BinaryClaim, EvidenceClaims, EvidenceError,
+    HostClaims, CONTENT_TYPE,
 };
 use coset::iana;
 use coset::{
@@ -53,6 +54,14 @@ impl SessionKey {
     /// Evidence exactly as the daemon produces it.
     pub(super) fn sign(&self, claims: &EvidenceClaims) -> Vec<u8> {
         sign_evidence(claims, &self.public_point(), |tbs| self.sign_raw(tbs)).expect("signs")
+    }
+
+    /// Evidence as an attested daemon produces it: with its node SVID chain.
+    pub(super) fn sign_certified(&self, claims: &EvidenceClaims, chain: &[Vec<u8>]) -> Vec<u8> {
+        sign_certified_evidence(claims, &self.public_point(), chain, |tbs| {
+            self.sign_raw(tbs)
+        })
+        .expect("signs")
     }
 
     /// The protected header attestd emits for this key, for tests to alter.
@@ -139,6 +148,7 @@ pub(super) fn policy() -> EvidencePolicy {
         max_future_skew_secs: 10,
         audience: Some("spiffe://example.org/issuer".to_owned()),
         trusted_keys: None,
+        node_trust: None,
         required_selectors: vec!["unix:uid:1000".to_owned()],
     }
 }
