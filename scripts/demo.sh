@@ -156,10 +156,21 @@ RP_NONCE=$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')
 PYTHON=target/venv/bin/python
 if [ -x "$PYTHON" ]; then
 	"$PYTHON" tests/python/verify_evidence.py "$WORK/evidence.cbor" "$RP_NONCE" \
-		--audience demo-verifier >"$WORK/claims.json" \
-		&& echo "   pycose: COSE_Sign1 signature and EAT claims verified" \
+		--audience demo-verifier --bundle "$WORK/issuer-bundle.pem" \
+		--trust-domain demo.example.org >"$WORK/claims.json" \
+		&& echo "   pycose + cryptography: signature, EAT claims and node SVID chain verified" \
 		|| { echo "   pycose REJECTED the evidence"; exit 1; }
 	"$PYTHON" -m json.tool "$WORK/claims.json" | sed 's/^/   /' | head -40
 fi
+
+step "11. An air-gapped relying party checks it with the issuer's CA bundle alone"
+cat >"$WORK/offline.toml" <<CONF
+trust_domain = "demo.example.org"
+bundle = "$WORK/issuer-bundle.pem"
+audience = "demo-verifier"
+required_selectors = ["unix:uid:$(id -u)"]
+CONF
+"$ISSUER" verify "$WORK/evidence.cbor" --policy "$WORK/offline.toml" --nonce "$RP_NONCE" \
+	| sed 's/^/   /'
 
 step "Done. Later milestones add SPIFFE identities for workloads."
