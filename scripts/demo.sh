@@ -2,13 +2,18 @@
 # The attestd demo: a swtpm whose EK certificates come from a local test CA;
 # attestd reads the EK, verifies its certificate and quotes the PCRs (checked by
 # tpm2_checkquote); the issuer attests the node over TLS and grants a node SVID;
-# a workload gets its selectors and signed evidence (checked by pycose).
-# Everything talks over loopback; nothing persists.
+# a workload gets its selectors and signed evidence (checked by pycose and,
+# offline, by attestd-issuer verify); a workload running as another uid gets
+# its X.509- and JWT-SVIDs through the standard SPIFFE Workload API (py-spiffe,
+# openssl, PyJWT). Everything talks over loopback; nothing persists.
 set -euo pipefail
 
 ATTESTD=${1:-target/release/attestd}
 [ -x "$ATTESTD" ] || { echo "demo: $ATTESTD is not built (run make demo)" >&2; exit 1; }
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/attestd-demo.XXXXXX")
+# The demo workload runs as another uid (nobody) when we are root; it must
+# reach the socket in here.
+chmod 755 "$WORK"
 SWTPM_PID=""
 DAEMON_PID=""
 ISSUER_PID=""
@@ -97,10 +102,20 @@ ISSUER_PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",
 mkdir -p "$WORK/issuer/ek-roots"
 cp "$WORK/ca/swtpm-localca-rootca-cert.pem" "$WORK/ca/issuercert.pem" "$WORK/issuer/ek-roots/"
 PCR0=$(tpm2_pcrread -T "$TCTI" sha256:0 | awk '/0 :/ {print $3}' | sed 's/^0x//' | tr 'A-F' 'a-f')
+if [ "$(id -u)" = 0 ]; then WORKLOAD_UID=65534; else WORKLOAD_UID=$(id -u); fi
+cat >"$WORK/entries.toml" <<CONF
+# Registration entries: which workloads get which SPIFFE ID.
+[[entry]]
+spiffe_id = "spiffe://demo.example.org/demo/billing"
+selectors = ["unix:uid:$WORKLOAD_UID"]
+x509_ttl_secs = 600
+jwt_ttl_secs = 300
+CONF
 cat >"$WORK/issuer.toml" <<CONF
 listen = "127.0.0.1:$ISSUER_PORT"
 trust_domain = "demo.example.org"
 node_svid_ttl_secs = 600
+entries = "$WORK/entries.toml"
 [ca]
 cert = "$WORK/issuer/ca.pem"
 key = "$WORK/issuer/ca.key"
@@ -173,4 +188,27 @@ CONF
 "$ISSUER" verify "$WORK/evidence.cbor" --policy "$WORK/offline.toml" --nonce "$RP_NONCE" \
 	| sed 's/^/   /'
 
-step "Done. Later milestones add SPIFFE identities for workloads."
+step "12. A workload running as uid $WORKLOAD_UID gets its SPIFFE identity through the standard Workload API"
+echo "   entry: spiffe://demo.example.org/demo/billing for selector unix:uid:$WORKLOAD_UID"
+mkdir -p "$WORK/workload"
+chown "$WORKLOAD_UID" "$WORK/workload"
+as_workload() {
+	if [ "$(id -u)" = 0 ]; then
+		setpriv --reuid "$WORKLOAD_UID" --regid "$WORKLOAD_UID" --clear-groups "$@"
+	else
+		"$@"
+	fi
+}
+if [ -x "$PYTHON" ]; then
+	echo "   py-spiffe, unchanged, SPIFFE_ENDPOINT_SOCKET=unix:$WORK/api.sock:"
+	as_workload "$PYTHON" tests/python/spiffe_client.py "$WORK/api.sock" x509 "$WORK/workload" \
+		| sed 's/^/   X.509-SVID: /'
+	echo "   openssl verify -CAfile bundle.pem svid.pem: $(openssl verify -CAfile "$WORK/workload/bundle.pem" \
+		"$WORK/workload/svid.pem" 2>&1 | sed 's/.*: //')"
+	openssl x509 -in "$WORK/workload/svid.pem" -noout -ext subjectAltName -enddate 2>/dev/null \
+		| sed -e 's/^ *//' -e '/^X509v3/d' -e 's/^/   /'
+	as_workload "$PYTHON" tests/python/spiffe_client.py "$WORK/api.sock" jwt spiffe://demo.example.org/db \
+		| sed 's/^/   JWT-SVID, verified by PyJWT with the JWT bundle: /'
+fi
+
+step "Done."

@@ -7,7 +7,7 @@ set -euo pipefail
 
 readonly APT_PACKAGES=(
     swtpm swtpm-tools tpm2-tools libtss2-dev
-    protobuf-compiler pkg-config python3-venv
+    protobuf-compiler pkg-config python3-venv openssl
 )
 
 REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"

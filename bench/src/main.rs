@@ -2,6 +2,8 @@
 //! on its own connection, and prints latency percentiles and throughput.
 //!
 //! `attestd-bench --socket /run/attestd/api.sock --clients 64 --seconds 10`
+//! `attestd-bench --rpc fetch-x509 ...` measures the SPIFFE Workload API instead
+//! (the caller must be registered; the first calls fill the SVID cache).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -15,7 +17,7 @@ use ring::rand::SecureRandom;
 #[derive(Debug, Parser)]
 #[command(
     name = "attestd-bench",
-    about = "Load generator for attestd's Attest RPC"
+    about = "Load generator for attestd's socket: Attest, or SPIFFE Workload API fetches"
 )]
 struct Args {
     /// The daemon's API socket.
@@ -30,6 +32,70 @@ struct Args {
     /// Requests per client before measuring (fills the daemon's caches).
     #[arg(long, default_value_t = 20)]
     warmup: usize,
+    /// What each request is.
+    #[arg(long, value_enum, default_value_t = Rpc::Attest)]
+    rpc: Rpc,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Rpc {
+    /// attestd.v1.Attestation/Attest with a fresh nonce.
+    Attest,
+    /// SpiffeWorkloadAPI/FetchX509SVID: open the stream, take the first message.
+    FetchX509,
+    /// SpiffeWorkloadAPI/FetchJWTSVID for one audience.
+    FetchJwt,
+}
+
+/// A Workload API request, with the header the standard requires.
+fn spiffe<T>(message: T) -> tonic::Request<T> {
+    let mut request = tonic::Request::new(message);
+    request.metadata_mut().insert(
+        "workload.spiffe.io",
+        tonic::metadata::MetadataValue::from_static("true"),
+    );
+    request
+}
+
+/// One request of the chosen kind.
+async fn one(
+    rpc: Rpc,
+    channel: &tonic::transport::Channel,
+    nonce: &mut [u8; 32],
+    rng: &ring::rand::SystemRandom,
+) -> Result<(), tonic::Status> {
+    use attestd_proto::spiffe::spiffe_workload_api_client::SpiffeWorkloadApiClient;
+    match rpc {
+        Rpc::Attest => {
+            let _ = rng.fill(nonce);
+            AttestationClient::new(channel.clone())
+                .attest(AttestRequest {
+                    nonce: nonce.to_vec(),
+                    audience: String::new(),
+                    hardware_fresh: false,
+                })
+                .await?;
+        }
+        Rpc::FetchX509 => {
+            let mut stream = SpiffeWorkloadApiClient::new(channel.clone())
+                .fetch_x509svid(spiffe(attestd_proto::spiffe::X509svidRequest {}))
+                .await?
+                .into_inner();
+            stream
+                .message()
+                .await?
+                .ok_or_else(|| tonic::Status::internal("the stream ended without an SVID"))?;
+        }
+        Rpc::FetchJwt => {
+            SpiffeWorkloadApiClient::new(channel.clone())
+                .fetch_jwtsvid(spiffe(attestd_proto::spiffe::JwtsvidRequest {
+                    audience: vec!["attestd-bench".to_owned()],
+                    spiffe_id: String::new(),
+                }))
+                .await?;
+        }
+    }
+    Ok(())
 }
 
 struct ClientResult {
@@ -41,20 +107,10 @@ async fn client_loop(args: &Args, barrier: &tokio::sync::Barrier) -> Result<Clie
     let channel = attestd::api::client::connect(&args.socket)
         .await
         .map_err(|e| format!("connect {}: {e}", args.socket.display()))?;
-    let mut client = AttestationClient::new(channel);
     let rng = ring::rand::SystemRandom::new();
     let mut nonce = [0u8; 32];
-    let mut request = || {
-        let _ = rng.fill(&mut nonce);
-        AttestRequest {
-            nonce: nonce.to_vec(),
-            audience: String::new(),
-            hardware_fresh: false,
-        }
-    };
     for _ in 0..args.warmup {
-        client
-            .attest(request())
+        one(args.rpc, &channel, &mut nonce, &rng)
             .await
             .map_err(|s| format!("warm-up failed: {s}"))?;
     }
@@ -67,7 +123,7 @@ async fn client_loop(args: &Args, barrier: &tokio::sync::Barrier) -> Result<Clie
     };
     while Instant::now() < until {
         let started = Instant::now();
-        match client.attest(request()).await {
+        match one(args.rpc, &channel, &mut nonce, &rng).await {
             Ok(_) => result
                 .latencies_us
                 .push(started.elapsed().as_micros().min(u32::MAX as u128) as u32),

@@ -17,12 +17,15 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic_health::ServingStatus;
 use tracing::{info, warn};
 
-use crate::api::service::AttestationService;
+use crate::api::service::{AttestationService, EvidenceMaker};
 use crate::api::socket::{self, SocketError};
+use crate::api::spiffe::WorkloadApiService;
 use crate::config::Config;
+use crate::identity::{Identities, IssuerHealth};
 use crate::node::{keep_attested, Backoff, IssuerClient, LogPaths, NodeAttester, NodeState};
 use crate::signer::{EvidenceSigner, SignerError};
 use crate::workload::WorkloadAttestor;
+use attestd_proto::spiffe::spiffe_workload_api_server::SpiffeWorkloadApiServer;
 
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
@@ -118,7 +121,21 @@ impl Daemon {
             _ => None,
         };
         let node_state = Arc::new(NodeState::default());
-        let service = AttestationService::new(workload, signer, ueid, node_state.clone());
+        let evidence = Arc::new(EvidenceMaker::new(
+            signer,
+            ueid,
+            node_state.clone(),
+            workload.host(),
+        ));
+        let service = AttestationService::new(workload.clone(), evidence.clone());
+        let identities = node.as_ref().map(|node| {
+            Identities::new(
+                node.issuer.identity(),
+                evidence.clone(),
+                config.issuer.svid_cache_entries,
+            )
+        });
+        let workload_api = WorkloadApiService::new(workload.clone(), identities.clone());
         let listener = socket::bind(&config.api.socket, config.api.socket_mode)?;
         info!(
             socket = %config.api.socket.display(),
@@ -133,6 +150,8 @@ impl Daemon {
             binaries,
             node,
             node_state,
+            identities,
+            workload_api,
         })
     }
 }
@@ -146,6 +165,8 @@ pub struct BoundDaemon {
     binaries: Arc<BinaryDigestCache>,
     node: Option<NodeAttester>,
     node_state: Arc<NodeState>,
+    identities: Option<Arc<Identities>>,
+    workload_api: WorkloadApiService,
 }
 
 fn node_attestation(
@@ -204,6 +225,8 @@ impl BoundDaemon {
             service,
             node,
             node_state,
+            identities,
+            workload_api,
             ..
         } = self;
         let (health, health_service) = tonic_health::server::health_reporter();
@@ -242,8 +265,33 @@ impl BoundDaemon {
                         }
                     }
                 });
-                let runner = tokio::spawn(keep_attested(node, node_state));
-                Some((runner, watcher))
+                let runner = tokio::spawn(keep_attested(node, node_state.clone()));
+                // The issuer's reachability for workload identities, as the
+                // health service ISSUER_HEALTH_SERVICE: SVIDs are served from
+                // the cache while it is NOT_SERVING.
+                let follower = identities.clone().map(|identities| {
+                    let reporter = health.clone();
+                    let mut issuer_health = identities.health();
+                    tokio::spawn(async move {
+                        let follow = identities.follow_issuer(node_state.outcomes());
+                        let report = async {
+                            loop {
+                                let status = match &*issuer_health.borrow_and_update() {
+                                    IssuerHealth::Unreachable(_) => ServingStatus::NotServing,
+                                    _ => ServingStatus::Serving,
+                                };
+                                reporter
+                                    .set_service_status(ISSUER_HEALTH_SERVICE, status)
+                                    .await;
+                                if issuer_health.changed().await.is_err() {
+                                    break;
+                                }
+                            }
+                        };
+                        tokio::join!(follow, report);
+                    })
+                });
+                Some((runner, watcher, follower))
             }
             None => {
                 health.set_service_status("", ServingStatus::Serving).await;
@@ -278,6 +326,11 @@ impl BoundDaemon {
                     .max_decoding_message_size(max_message)
                     .max_encoding_message_size(max_message),
             )
+            .add_service(
+                SpiffeWorkloadApiServer::new(workload_api)
+                    .max_decoding_message_size(max_message)
+                    .max_encoding_message_size(max_message),
+            )
             .add_service(health_service)
             .serve_with_incoming_shutdown(ReceiverStream::new(incoming), shutdown);
         let result = tokio::select! {
@@ -293,9 +346,12 @@ impl BoundDaemon {
                 Ok(())
             }
         };
-        if let Some((runner, watcher)) = node_task {
+        if let Some((runner, watcher, follower)) = node_task {
             runner.abort();
             watcher.abort();
+            if let Some(follower) = follower {
+                follower.abort();
+            }
         }
         let _ = std::fs::remove_file(&socket_path);
         info!("stopped");
@@ -332,6 +388,10 @@ async fn open_tpm_ueid(config: &Config) -> Result<((Tpm, EkAlgorithm), Vec<u8>),
     info!(ek = %hex::encode(&ueid[1..]), ak = %hex::encode(&tpm.ak().name), "TPM ready");
     Ok(((tpm, ek_algorithm), ueid))
 }
+
+/// The gRPC health service name that reports whether the issuer answers.
+/// NOT_SERVING: workloads get cached SVIDs until they expire.
+pub const ISSUER_HEALTH_SERVICE: &str = "attestd.issuer";
 
 /// How long shutdown waits for open requests and streams before cutting them.
 const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(5);

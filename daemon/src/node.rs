@@ -10,6 +10,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use attestd_attestors::tpm::{read_log, EkAlgorithm, PcrBank, PcrSelection, Tpm, TpmError};
 use attestd_proto::v1::node_attestation_client::NodeAttestationClient;
+use attestd_proto::v1::workload_identity_client::WorkloadIdentityClient;
 use attestd_proto::v1::{AttestNodeRequest, ChallengeRequest, ChallengeResponse, PcrValue};
 use ring::rand::SecureRandom;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint};
@@ -58,6 +59,7 @@ pub struct NodeSvid {
 #[derive(Clone)]
 pub struct IssuerClient {
     client: NodeAttestationClient<Channel>,
+    identity: WorkloadIdentityClient<Channel>,
 }
 
 impl IssuerClient {
@@ -81,10 +83,19 @@ impl IssuerClient {
             .tls_config(tls)
             .map_err(|e| bad_url(e.to_string()))?
             .connect_timeout(Duration::from_secs(10));
-        let client = NodeAttestationClient::new(endpoint.connect_lazy())
+        let channel = endpoint.connect_lazy();
+        let client = NodeAttestationClient::new(channel.clone())
             .max_decoding_message_size(MAX_MESSAGE_BYTES)
             .max_encoding_message_size(MAX_MESSAGE_BYTES);
-        Ok(IssuerClient { client })
+        let identity = WorkloadIdentityClient::new(channel)
+            .max_decoding_message_size(MAX_MESSAGE_BYTES)
+            .max_encoding_message_size(MAX_MESSAGE_BYTES);
+        Ok(IssuerClient { client, identity })
+    }
+
+    /// The issuer's workload identity service, on the same connection.
+    pub fn identity(&self) -> WorkloadIdentityClient<Channel> {
+        self.identity.clone()
     }
 
     pub async fn challenge(

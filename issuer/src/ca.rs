@@ -1,6 +1,7 @@
 //! The issuer's CA: loaded from two PEM files, or made on first start and written
-//! there (the key with mode 0600). It signs node SVIDs and the TLS server
-//! certificate; its certificate is the trust bundle daemons are configured with.
+//! there (the key with mode 0600). It signs node SVIDs, workload X.509-SVIDs and
+//! the TLS server certificate; its certificate is the trust bundle daemons are
+//! configured with.
 
 use std::io::Write;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
@@ -9,8 +10,10 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use rcgen::{
     BasicConstraints, Certificate, CertificateParams, CustomExtension, DistinguishedName, DnType,
-    ExtendedKeyUsagePurpose, IsCa, KeyPair, KeyUsagePurpose, SanType, PKCS_ECDSA_P256_SHA256,
+    ExtendedKeyUsagePurpose, IsCa, KeyPair, KeyUsagePurpose, SanType, SerialNumber,
+    PKCS_ECDSA_P256_SHA256,
 };
+use ring::rand::SecureRandom;
 use zeroize::Zeroizing;
 
 use crate::config::CaConfig;
@@ -24,10 +27,14 @@ const P256_SPKI_PREFIX: [u8; 26] = [
 
 /// How long a generated CA is valid.
 const GENERATED_CA_LIFETIME: Duration = Duration::from_secs(10 * 365 * 24 * 3600);
-/// Certificates start this long before "now", for clocks slightly behind ours.
 /// id-ce-basicConstraints (RFC 5280 §4.2.1.9).
 const BASIC_CONSTRAINTS_OID: &[u64] = &[2, 5, 29, 19];
+/// Certificates start this long before "now", for clocks slightly behind ours.
 const BACKDATE: Duration = Duration::from_secs(60);
+/// Serial numbers: random, positive, 16 bytes (RFC 5280 §4.1.2.2 allows 20).
+const SERIAL_LEN: usize = 16;
+/// Most DNS SANs on a workload SVID.
+pub const MAX_DNS_NAMES: usize = 32;
 
 #[derive(Debug, thiserror::Error)]
 pub enum CaError {
@@ -48,6 +55,12 @@ pub enum CaError {
     },
     #[error("{key:?} is not a P-256 public key (65 bytes, uncompressed SEC1)")]
     BadSessionKey { key: String },
+    #[error("public_key is not an ECDSA P-256 SubjectPublicKeyInfo (DER, named curve, uncompressed point on the curve): {reason}")]
+    BadPublicKey { reason: String },
+    #[error("{name:?} is not a DNS name for a certificate")]
+    BadDnsName { name: String },
+    #[error("the CA certificate expired at {not_after} (unix); nothing can be issued under it")]
+    Expired { not_after: i64 },
     #[error("issuing a certificate: {0}")]
     Issue(String),
 }
@@ -66,6 +79,9 @@ pub struct Ca {
     key: KeyPair,
     cert_der: Vec<u8>,
     cert_pem: String,
+    /// The CA certificate's notAfter, Unix seconds: no certificate outlives it.
+    not_after: i64,
+    rng: ring::rand::SystemRandom,
 }
 
 impl std::fmt::Debug for Ca {
@@ -101,19 +117,7 @@ impl Ca {
             path: path.to_owned(),
             reason,
         };
-        let mode = std::fs::metadata(key_path)
-            .map_err(io(key_path))?
-            .permissions()
-            .mode();
-        if mode & 0o077 != 0 {
-            return Err(invalid(
-                key_path,
-                format!(
-                    "the CA key is readable by others (mode {:o}); chmod 600 it",
-                    mode & 0o777
-                ),
-            ));
-        }
+        check_private_mode(key_path, "the CA key")?;
         let key_pem = Zeroizing::new(std::fs::read_to_string(key_path).map_err(io(key_path))?);
         let key = KeyPair::from_pem(&key_pem)
             .map_err(|e| invalid(key_path, format!("not a PKCS#8 PEM private key: {e}")))?;
@@ -137,6 +141,7 @@ impl Ca {
                 "the key does not match the CA certificate".into(),
             ));
         }
+        let not_after = parsed.validity().not_after.timestamp();
         let signer = params
             .self_signed(&key)
             .map_err(|e| invalid(cert_path, e.to_string()))?;
@@ -145,6 +150,8 @@ impl Ca {
             key,
             cert_der,
             cert_pem,
+            not_after,
+            rng: ring::rand::SystemRandom::new(),
         })
     }
 
@@ -166,7 +173,8 @@ impl Ca {
         )];
         let now = SystemTime::now();
         params.not_before = (now - BACKDATE).into();
-        params.not_after = (now + GENERATED_CA_LIFETIME).into();
+        let not_after = now + GENERATED_CA_LIFETIME;
+        params.not_after = not_after.into();
         let signer = params
             .self_signed(&key)
             .map_err(|e| CaError::Issue(e.to_string()))?;
@@ -179,6 +187,8 @@ impl Ca {
             signer,
             key,
             cert_pem,
+            not_after: unix(not_after),
+            rng: ring::rand::SystemRandom::new(),
         })
     }
 
@@ -196,12 +206,32 @@ impl Ca {
         Zeroizing::new(self.key.serialize_der())
     }
 
-    /// An X.509-SVID for `session_key` (uncompressed SEC1 P-256), naming `spiffe_id`.
+    /// The CA certificate's notAfter, Unix seconds.
+    pub fn not_after_unix(&self) -> i64 {
+        self.not_after
+    }
+
+    /// An X.509-SVID for `session_key` (uncompressed SEC1 P-256), naming
+    /// `spiffe_id`, with no node selectors. Node attestation uses
+    /// [`Ca::issue_node_svid`].
     pub fn issue_svid(
         &self,
         spiffe_id: &str,
         session_key: &[u8],
         ttl: Duration,
+    ) -> Result<Issued, CaError> {
+        self.issue_node_svid(spiffe_id, session_key, ttl, &[])
+    }
+
+    /// A node SVID: an X.509-SVID for `session_key` (uncompressed SEC1
+    /// P-256) naming `spiffe_id`, carrying `node_selectors` in the
+    /// node-selector extension ([`crate::node_selectors`]) when there are any.
+    pub fn issue_node_svid(
+        &self,
+        spiffe_id: &str,
+        session_key: &[u8],
+        ttl: Duration,
+        node_selectors: &[String],
     ) -> Result<Issued, CaError> {
         if session_key.len() != 65 || session_key[0] != 0x04 {
             return Err(CaError::BadSessionKey {
@@ -214,6 +244,56 @@ impl Ca {
             rcgen::SubjectPublicKeyInfo::from_der(&spki).map_err(|_| CaError::BadSessionKey {
                 key: hex::encode(session_key),
             })?;
+        let (mut params, not_after) = self.leaf_params(spiffe_id, ttl)?;
+        if !node_selectors.is_empty() {
+            params
+                .custom_extensions
+                .push(crate::node_selectors::extension(node_selectors));
+        }
+        self.sign_leaf(params, &public, not_after)
+    }
+
+    /// A workload X.509-SVID for `spki_der` (an ECDSA P-256
+    /// SubjectPublicKeyInfo), naming `spiffe_id`, with `dns_names` as DNS
+    /// SANs. It expires after `ttl`, or with the CA if that is sooner.
+    pub fn issue_workload_svid(
+        &self,
+        spiffe_id: &str,
+        spki_der: &[u8],
+        dns_names: &[String],
+        ttl: Duration,
+    ) -> Result<Issued, CaError> {
+        check_p256_spki(spki_der)?;
+        let public =
+            rcgen::SubjectPublicKeyInfo::from_der(spki_der).map_err(|e| CaError::BadPublicKey {
+                reason: e.to_string(),
+            })?;
+        if dns_names.len() > MAX_DNS_NAMES {
+            return Err(CaError::Issue(format!(
+                "{} DNS names; at most {MAX_DNS_NAMES}",
+                dns_names.len()
+            )));
+        }
+        let (mut params, not_after) = self.leaf_params(spiffe_id, ttl)?;
+        for name in dns_names {
+            let dns = name
+                .as_str()
+                .try_into()
+                .map_err(|_| CaError::BadDnsName { name: name.clone() })?;
+            params.subject_alt_names.push(SanType::DnsName(dns));
+        }
+        self.sign_leaf(params, &public, not_after)
+    }
+
+    /// What every SVID this CA issues has in common (SPIFFE X509-SVID §4):
+    /// one URI SAN, a non-CA leaf that signs, client and server auth, a random
+    /// serial, valid from a minute ago for `ttl` but never past the CA.
+    /// Returns the params and the notAfter, Unix seconds.
+    fn leaf_params(
+        &self,
+        spiffe_id: &str,
+        ttl: Duration,
+    ) -> Result<(CertificateParams, i64), CaError> {
         let mut params = CertificateParams::default();
         // A subject, because RFC 5280 §4.2.1.6 requires a critical SAN when
         // the subject is empty, and rcgen does not mark it critical; strict
@@ -242,16 +322,45 @@ impl Ca {
             ExtendedKeyUsagePurpose::ClientAuth,
         ];
         params.use_authority_key_identifier_extension = true;
+        // rcgen's default serial is a hash of the public key, so two
+        // certificates for one key (several SVIDs, a renewal) would share a
+        // serial, which RFC 5280 §4.1.2.2 forbids.
+        params.serial_number = Some(self.random_serial()?);
         let (not_before, not_after) = validity(ttl);
+        let not_after = unix(not_after).min(self.not_after);
+        if not_after <= unix(not_before) {
+            return Err(CaError::Expired {
+                not_after: self.not_after,
+            });
+        }
         params.not_before = not_before.into();
-        params.not_after = not_after.into();
+        params.not_after = (UNIX_EPOCH + Duration::from_secs(not_after as u64)).into();
+        Ok((params, not_after))
+    }
+
+    fn sign_leaf(
+        &self,
+        params: CertificateParams,
+        public: &rcgen::SubjectPublicKeyInfo,
+        not_after_unix: i64,
+    ) -> Result<Issued, CaError> {
         let cert = params
-            .signed_by(&public, &self.signer, &self.key)
+            .signed_by(public, &self.signer, &self.key)
             .map_err(|e| CaError::Issue(e.to_string()))?;
         Ok(Issued {
             der: cert.der().to_vec(),
-            not_after_unix: unix(not_after),
+            not_after_unix,
         })
+    }
+
+    fn random_serial(&self) -> Result<SerialNumber, CaError> {
+        let mut serial = [0u8; SERIAL_LEN];
+        self.rng
+            .fill(&mut serial)
+            .map_err(|_| CaError::Issue("the system random generator failed".into()))?;
+        // Positive, and exactly SERIAL_LEN bytes in DER.
+        serial[0] = (serial[0] & 0x7f) | 0x01;
+        Ok(SerialNumber::from_slice(&serial))
     }
 
     /// A TLS server certificate for `names` with a fresh key, both in memory.
@@ -282,7 +391,11 @@ impl Ca {
 
 fn validity(ttl: Duration) -> (SystemTime, SystemTime) {
     let now = SystemTime::now();
-    (now - BACKDATE, now + ttl)
+    // A TTL too large to add is capped by the CA's notAfter anyway.
+    let not_after = now
+        .checked_add(ttl)
+        .unwrap_or(now + GENERATED_CA_LIFETIME * 100);
+    (now - BACKDATE, not_after)
 }
 
 fn unix(time: SystemTime) -> i64 {
@@ -291,8 +404,47 @@ fn unix(time: SystemTime) -> i64 {
         .unwrap_or(0)
 }
 
+/// Refuses an ECDSA P-256 SubjectPublicKeyInfo in any form but the one
+/// RFC 5480 prescribes (named curve, uncompressed point), or with a point that
+/// is not on the curve.
+pub fn check_p256_spki(spki_der: &[u8]) -> Result<(), CaError> {
+    let bad = |reason: &str| CaError::BadPublicKey {
+        reason: reason.to_owned(),
+    };
+    let point = spki_der
+        .strip_prefix(&P256_SPKI_PREFIX[..])
+        .ok_or_else(|| bad("not a P-256 key with a named curve and an uncompressed point"))?;
+    if point.len() != 65 {
+        return Err(bad("wrong length"));
+    }
+    p256::PublicKey::from_sec1_bytes(point)
+        .map(|_| ())
+        .map_err(|_| bad("the point is not on the curve"))
+}
+
+/// Refuses a private key file that anyone but its owner may read or write.
+pub(crate) fn check_private_mode(path: &Path, what: &str) -> Result<(), CaError> {
+    let mode = std::fs::metadata(path)
+        .map_err(|source| CaError::Io {
+            path: path.to_owned(),
+            source,
+        })?
+        .permissions()
+        .mode();
+    if mode & 0o077 != 0 {
+        return Err(CaError::Invalid {
+            path: path.to_owned(),
+            reason: format!(
+                "{what} is readable by others (mode {:o}); chmod 600 it",
+                mode & 0o777
+            ),
+        });
+    }
+    Ok(())
+}
+
 /// Writes a new file with mode 0600 (never following or replacing an existing one).
-fn write_private(path: &Path, bytes: &[u8]) -> Result<(), CaError> {
+pub(crate) fn write_private(path: &Path, bytes: &[u8]) -> Result<(), CaError> {
     write_new(path, bytes, 0o600)
 }
 

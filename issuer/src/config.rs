@@ -31,6 +31,20 @@ pub struct Config {
     pub ek: EkConfig,
     #[serde(default)]
     pub policy: PolicyConfig,
+    /// The registration entries file (TOML, docs/issuer.md); absent: no
+    /// workload is entitled to an SVID. Re-read on SIGHUP.
+    pub entries: Option<PathBuf>,
+    #[serde(default)]
+    pub jwt: JwtConfig,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JwtConfig {
+    /// The JWT-SVID signing key (ECDSA P-256, PKCS#8 PEM), mode 0600.
+    /// Generated on first start if it does not exist. Default: `jwt.key` in
+    /// the directory of `ca.key`.
+    pub key: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -198,11 +212,24 @@ impl Config {
     pub fn challenge_ttl(&self) -> Duration {
         Duration::from_secs(self.challenge_ttl_secs)
     }
+
+    /// Where the JWT signing key lives: `jwt.key`, or next to the CA key.
+    pub fn jwt_key_path(&self) -> PathBuf {
+        match &self.jwt.key {
+            Some(path) => path.clone(),
+            None => self
+                .ca
+                .key
+                .parent()
+                .unwrap_or_else(|| Path::new("."))
+                .join("jwt.key"),
+        }
+    }
 }
 
 /// SPIFFE trust domain names: lowercase letters, digits, dots, dashes and
 /// underscores, 1 to 255 of them.
-fn is_trust_domain(name: &str) -> bool {
+pub fn is_trust_domain(name: &str) -> bool {
     !name.is_empty()
         && name.len() <= 255
         && name

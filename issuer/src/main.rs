@@ -1,4 +1,4 @@
-//! attestd-issuer: verifies attestd nodes and mints their SVIDs.
+//! attestd-issuer: verifies attestd nodes, and mints SVIDs for them and their workloads.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -10,7 +10,7 @@ use clap::{Parser, Subcommand};
 #[command(
     name = "attestd-issuer",
     version,
-    about = "The reference issuer for attestd: node attestation with no bootstrap secret"
+    about = "The reference issuer for attestd: node attestation with no bootstrap secret, and SVIDs for the workloads of attested nodes"
 )]
 struct Cli {
     /// Log filter, e.g. "info" or "attestd_issuer=debug".
@@ -27,16 +27,23 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Serve node attestation over TLS until SIGTERM or SIGINT. SIGHUP reloads
-    /// the EK roots and allowlist.
+    /// Serve node attestation and workload identity over TLS until SIGTERM or
+    /// SIGINT. SIGHUP reloads the EK roots, the allowlist and the
+    /// registration entries.
     Run {
         #[arg(long, value_name = "FILE")]
         config: PathBuf,
     },
-    /// Check a config file (and its policy rules) without serving.
+    /// Check a config file (its policy rules, and its registration entries
+    /// file if it names one) without serving.
     CheckConfig {
         #[arg(long, value_name = "FILE")]
         config: PathBuf,
+    },
+    /// Registration entries: which workloads get which SPIFFE IDs.
+    Entries {
+        #[command(subcommand)]
+        command: EntriesCommand,
     },
     /// Print the CA certificate (PEM) daemons must trust, creating the CA if
     /// it does not exist yet.
@@ -64,6 +71,20 @@ enum Command {
         /// now, e.g. to audit evidence kept from the past.
         #[arg(long, value_name = "UNIX_SECS")]
         at: Option<i64>,
+    },
+}
+
+#[derive(Subcommand)]
+enum EntriesCommand {
+    /// Check an entries file. Prints how many entries it holds and exits 0,
+    /// or prints each problem and exits 64 (66 if it cannot be read).
+    Check {
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
+        /// The issuer's trust domain, e.g. example.org. Without it, the
+        /// entries must all share one.
+        #[arg(long, value_name = "TD")]
+        trust_domain: Option<String>,
     },
 }
 
@@ -102,11 +123,17 @@ async fn run(command: Command) -> Result<(), (String, u8)> {
         Config::load(path).map_err(|e| (format!("invalid configuration: {e}"), 64))
     };
     match command {
-        Command::CheckConfig { config } => {
-            load(&config)?;
-            println!("{}: ok", config.display());
+        Command::CheckConfig { config: path } => {
+            let config = load(&path)?;
+            if let Some(entries) = &config.entries {
+                check_entries(entries, Some(&config.trust_domain))?;
+            }
+            println!("{}: ok", path.display());
             Ok(())
         }
+        Command::Entries {
+            command: EntriesCommand::Check { file, trust_domain },
+        } => check_entries(&file, trust_domain.as_deref()),
         Command::Bundle { config } => {
             let config = load(&config)?;
             let ca = attestd_issuer::ca::Ca::load_or_generate(&config.ca, &config.trust_domain)
@@ -141,6 +168,45 @@ async fn run(command: Command) -> Result<(), (String, u8)> {
                 .serve(shutdown)
                 .await
                 .map_err(|e| (e.to_string(), 69))
+        }
+    }
+}
+
+/// Checks an entries file; prints each problem on its own line.
+fn check_entries(file: &std::path::Path, trust_domain: Option<&str>) -> Result<(), (String, u8)> {
+    use attestd_issuer::entries::{Entries, EntriesError};
+    if let Some(domain) = trust_domain {
+        if !attestd_issuer::config::is_trust_domain(domain) {
+            return Err((
+                format!("--trust-domain {domain:?} is not a SPIFFE trust domain (lowercase letters, digits, '.', '-', '_')"),
+                64,
+            ));
+        }
+    }
+    match Entries::load(file, trust_domain) {
+        Ok((entries, _)) => {
+            println!(
+                "{}: {} entries, trust domain {}",
+                file.display(),
+                entries.len(),
+                entries.trust_domain().unwrap_or("(none)")
+            );
+            Ok(())
+        }
+        Err(error) => {
+            let problems = error.problems();
+            for problem in &problems {
+                eprintln!("{problem}");
+            }
+            let code = if matches!(error, EntriesError::Read { .. }) {
+                66
+            } else {
+                64
+            };
+            Err((
+                format!("{}: {} problem(s)", file.display(), problems.len()),
+                code,
+            ))
         }
     }
 }

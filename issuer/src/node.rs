@@ -21,6 +21,7 @@ use crate::challenge::{ChallengeError, ChallengeRecord, Sealer};
 use crate::config::Config;
 use crate::ek_trust::{ek_hash, EkTrust};
 use crate::logs;
+use crate::node_selectors;
 use crate::policy::{NodeFacts, NodePolicy};
 
 /// Largest EK certificate chain a node may send.
@@ -250,12 +251,17 @@ impl NodeService {
         decisions.extend(rules);
 
         let spiffe_id = format!("spiffe://{}/attestd/node/{node}", self.trust_domain);
+        // What was proved here travels in the SVID, for registration entries
+        // to match when the node asks for workload SVIDs.
+        let node_selectors =
+            node_selectors::collect(&record.ek_hash, &quote.pcr_values, boot.as_ref());
         let svid = self
             .ca
-            .issue_svid(
+            .issue_node_svid(
                 &spiffe_id,
                 &record.session_public_key,
                 self.config.node_svid_ttl(),
+                &node_selectors,
             )
             .map_err(|e| Status::internal(e.to_string()))?;
         info!(spiffe_id, expires_at = svid.not_after_unix, decisions = ?decisions, "node attested");

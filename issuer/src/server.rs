@@ -1,5 +1,6 @@
-//! Running the issuer: load the CA and EK trust, serve gRPC over TLS, reload EK
-//! trust on SIGHUP, stop cleanly on SIGTERM/SIGINT.
+//! Running the issuer: load the CA, JWT key, EK trust and registration
+//! entries, serve node attestation and workload identity over one TLS port,
+//! reload EK trust and entries on SIGHUP, stop cleanly on SIGTERM/SIGINT.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -7,6 +8,7 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use attestd_proto::v1::node_attestation_server::NodeAttestationServer;
+use attestd_proto::v1::workload_identity_server::WorkloadIdentityServer;
 use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
 use tonic::transport::{Identity, Server, ServerTlsConfig};
@@ -15,7 +17,11 @@ use tracing::{info, warn};
 use crate::ca::{Ca, CaError};
 use crate::config::Config;
 use crate::ek_trust::{EkTrust, EkTrustError};
+use crate::entries::EntriesError;
+use crate::identity::{IdentityService, MAX_REQUEST_BYTES};
+use crate::jwt::{JwtError, JwtSigner};
 use crate::node::NodeService;
+use crate::registry::{Registry, Reloaded};
 
 /// Largest request: event logs and IMA logs can be several MiB.
 const MAX_MESSAGE_BYTES: usize = 32 << 20;
@@ -32,6 +38,10 @@ pub enum ServeError {
     Ca(#[from] CaError),
     #[error("EK trust: {0}")]
     EkTrust(#[from] EkTrustError),
+    #[error("JWT signing key: {0}")]
+    Jwt(#[from] JwtError),
+    #[error("registration entries: {0}")]
+    Entries(#[from] EntriesError),
     #[error("{0}")]
     Setup(String),
     #[error("listening on {addr}: {source}")]
@@ -47,7 +57,9 @@ pub enum ServeError {
 pub struct Issuer {
     config: Config,
     ca: Arc<Ca>,
+    jwt: Arc<JwtSigner>,
     ek_trust: Arc<RwLock<EkTrust>>,
+    registry: Registry,
     listener: TcpListener,
 }
 
@@ -57,6 +69,15 @@ impl Issuer {
         let ek_trust = EkTrust::load(&config.ek)?;
         let (roots, intermediates, enrolled) = ek_trust.counts();
         info!(roots, intermediates, enrolled, "EK trust loaded");
+        let jwt = Arc::new(JwtSigner::load_or_generate(&config.jwt_key_path())?);
+        let registry = Registry::load(
+            config.entries.as_deref(),
+            &config.trust_domain,
+            ca.cert_der(),
+            jwt.jwks(),
+        )?;
+        let current = registry.current();
+        info!(entries = current.entries.len(), revision = %current.revision, jwt_kid = %jwt.kid(), "registration entries loaded");
         let listener =
             TcpListener::bind(config.listen)
                 .await
@@ -67,7 +88,9 @@ impl Issuer {
         Ok(Issuer {
             config,
             ca,
+            jwt,
             ek_trust: Arc::new(RwLock::new(ek_trust)),
+            registry,
             listener,
         })
     }
@@ -81,12 +104,19 @@ impl Issuer {
         self.ca.cert_pem()
     }
 
-    /// Re-reads the EK roots and allowlist. On error the old trust stays in force.
+    /// Re-reads the EK roots and allowlist, and the registration entries. On
+    /// error the old ones stay in force.
     pub fn reload_handle(&self) -> ReloadHandle {
         ReloadHandle {
             config: self.config.clone(),
             ek_trust: self.ek_trust.clone(),
+            registry: self.registry.clone(),
         }
+    }
+
+    /// The revision of the entries and bundle in force (see WatchRevision).
+    pub fn revision(&self) -> String {
+        self.registry.current().revision.clone()
     }
 
     pub async fn serve(
@@ -103,6 +133,24 @@ impl Issuer {
             NodeService::new(self.config.clone(), self.ca.clone(), self.ek_trust.clone())
                 .map_err(ServeError::Setup)?,
         );
+        let identity = Arc::new(
+            IdentityService::new(
+                &self.config.trust_domain,
+                self.ca.clone(),
+                self.jwt.clone(),
+                self.registry.clone(),
+            )
+            .map_err(ServeError::Setup)?,
+        );
+        // WatchRevision streams never end by themselves: end them, or a
+        // graceful shutdown would wait for them forever.
+        let shutdown = {
+            let identity = identity.clone();
+            async move {
+                shutdown.await;
+                identity.stop_watchers();
+            }
+        };
         let pruner = {
             let service = Arc::downgrade(&service);
             tokio::spawn(async move {
@@ -132,6 +180,19 @@ impl Issuer {
                         warn!(%error, "SIGHUP: EK trust not reloaded; keeping the old one")
                     }
                 }
+                match reload.reload_entries() {
+                    Ok(Reloaded {
+                        entries,
+                        revision,
+                        changed,
+                    }) => {
+                        info!(entries, %revision, changed, "SIGHUP: registration entries reloaded")
+                    }
+                    Err(error) => warn!(
+                        %error,
+                        "SIGHUP: registration entries not reloaded; keeping the old ones"
+                    ),
+                }
             }
         });
         info!(addr = %self.listener.local_addr().map(|a| a.to_string()).unwrap_or_default(), trust_domain = %self.config.trust_domain, "serving");
@@ -143,6 +204,11 @@ impl Issuer {
             .add_service(
                 NodeAttestationServer::from_arc(service)
                     .max_decoding_message_size(MAX_MESSAGE_BYTES)
+                    .max_encoding_message_size(MAX_MESSAGE_BYTES),
+            )
+            .add_service(
+                WorkloadIdentityServer::from_arc(identity)
+                    .max_decoding_message_size(MAX_REQUEST_BYTES)
                     .max_encoding_message_size(MAX_MESSAGE_BYTES),
             )
             .serve_with_incoming_shutdown(TcpListenerStream::new(self.listener), shutdown)
@@ -162,9 +228,17 @@ fn tower_limit(max: usize) -> tower::limit::GlobalConcurrencyLimitLayer {
 pub struct ReloadHandle {
     config: Config,
     ek_trust: Arc<RwLock<EkTrust>>,
+    registry: Registry,
 }
 
 impl ReloadHandle {
+    /// Re-reads the registration entries; WatchRevision streams see the new
+    /// revision if the file changed. On error the old entries stay.
+    pub fn reload_entries(&self) -> Result<Reloaded, EntriesError> {
+        self.registry.reload()
+    }
+
+    /// Re-reads the EK trust; returns its roots, intermediates and enrolled EKs.
     pub fn reload(&self) -> Result<(usize, usize, usize), EkTrustError> {
         let fresh = EkTrust::load(&self.config.ek)?;
         let counts = fresh.counts();

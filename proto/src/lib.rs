@@ -3,10 +3,19 @@
 
 pub mod evidence;
 
-/// Generated from `proto/attestd/v1/attestation.proto` (the workload API) and
-/// `proto/attestd/v1/node.proto` (node attestation with the issuer).
+/// Generated from `proto/attestd/v1/attestation.proto` (the workload API),
+/// `node.proto` (node attestation with the issuer) and `identity.proto`
+/// (minting workload SVIDs at the issuer).
 #[cfg(feature = "grpc")]
 pub mod v1 {
     #![allow(clippy::all, missing_docs)]
     tonic::include_proto!("attestd.v1");
+}
+
+/// The standard SPIFFE Workload API (`proto/spiffe/workload.proto`), which has
+/// no protobuf package: its service is `/SpiffeWorkloadAPI/...` on the wire.
+#[cfg(feature = "grpc")]
+pub mod spiffe {
+    #![allow(clippy::all, missing_docs)]
+    tonic::include_proto!("_");
 }

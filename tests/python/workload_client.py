@@ -65,10 +65,9 @@ def call(stubs_dir, socket_path, nonce_hex, audience=""):
     except ValueError:
         print(f"NONCE_HEX is not hex: {nonce_hex!r}", file=sys.stderr)
         return 2
-    # gRPC would otherwise send the socket path as :authority, which is not a valid
-    # HTTP/2 authority; servers are right to reset such streams.
-    options = [("grpc.default_authority", "localhost")]
-    with grpc.insecure_channel(f"unix://{socket_path}", options=options) as channel:
+    # grpcio sends the percent-encoded socket path as :authority; the daemon
+    # accepts it (daemon/src/api/authority.rs), so no channel option is set here.
+    with grpc.insecure_channel(f"unix://{socket_path}") as channel:
         stub = attestation_pb2_grpc.AttestationStub(channel)
         try:
             described = stub.Describe(attestation_pb2.DescribeRequest(), timeout=30)

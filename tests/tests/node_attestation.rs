@@ -3,124 +3,18 @@
 //! protocol steps, where a test must tamper with one) attesting.
 
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
-use attestd::config::Config as DaemonConfig;
 use attestd::daemon::Daemon;
 use attestd::node::{answer_challenge, challenge_request, IssuerClient, LogPaths, NodeError};
-use attestd_attestors::tpm::{AkAlgorithm, EkAlgorithm, Tpm, TpmConfig};
-use attestd_issuer::{Config as IssuerConfig, Issuer};
+use attestd_attestors::tpm::{EkAlgorithm, Tpm};
 use attestd_tests::swtpm::{Swtpm, SwtpmOptions, TestCa};
 use tokio::sync::oneshot;
 
-/// Every wait in these tests is for an event, bounded by this.
-const DEADLINE: Duration = Duration::from_secs(60);
-const TRUST_DOMAIN: &str = "example.org";
-
-/// A running issuer; dropping it stops it.
-struct TestIssuer {
-    addr: std::net::SocketAddr,
-    bundle: PathBuf,
-    config: IssuerConfig,
-    stop: Option<oneshot::Sender<()>>,
-    task: Option<tokio::task::JoinHandle<()>>,
-}
-
-impl TestIssuer {
-    async fn start(config: IssuerConfig, dir: &Path) -> TestIssuer {
-        let issuer = Issuer::bind(config.clone()).await.expect("issuer binds");
-        let addr = issuer.local_addr().unwrap();
-        let bundle = dir.join("issuer-bundle.pem");
-        std::fs::write(&bundle, issuer.bundle_pem()).unwrap();
-        let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(async move {
-            issuer
-                .serve(async {
-                    let _ = stopped.await;
-                })
-                .await
-                .expect("issuer serves");
-        });
-        let mut config = config;
-        config.listen = addr;
-        TestIssuer {
-            addr,
-            bundle,
-            config,
-            stop: Some(stop),
-            task: Some(task),
-        }
-    }
-
-    async fn stop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(task) = self.task.take() {
-            task.await.unwrap();
-        }
-    }
-
-    fn url(&self) -> String {
-        format!("https://localhost:{}", self.addr.port())
-    }
-
-    fn client(&self) -> IssuerClient {
-        let bundle = std::fs::read(&self.bundle).unwrap();
-        IssuerClient::new(&self.url(), &bundle, None).unwrap()
-    }
-}
-
-/// Issuer config: EK roots from `ca` (if any), an allowlist (if any), rules.
-fn issuer_config(
-    dir: &Path,
-    ca: Option<&TestCa>,
-    allowlist: Option<&[String]>,
-    extra: &str,
-) -> IssuerConfig {
-    let roots = dir.join("ek-roots");
-    std::fs::create_dir_all(&roots).unwrap();
-    if let Some(ca) = ca {
-        std::fs::copy(ca.root_cert_pem(), roots.join("root.pem")).unwrap();
-        std::fs::copy(ca.intermediate_cert_pem(), roots.join("intermediate.pem")).unwrap();
-    }
-    let allowlist_line = match allowlist {
-        Some(hashes) => {
-            let path = dir.join("ek-allowlist");
-            std::fs::write(&path, hashes.join("\n")).unwrap();
-            format!("allowlist = {:?}\n", path.display().to_string())
-        }
-        None => String::new(),
-    };
-    let text = format!(
-        "listen = \"127.0.0.1:0\"\n\
-         trust_domain = \"{TRUST_DOMAIN}\"\n\
-         node_svid_ttl_secs = 3600\n\
-         {extra}\n\
-         [ca]\n\
-         cert = {cert:?}\n\
-         key = {key:?}\n\
-         [ek]\n\
-         roots_dir = {roots:?}\n\
-         {allowlist_line}",
-        cert = dir.join("ca.pem").display().to_string(),
-        key = dir.join("ca.key").display().to_string(),
-        roots = roots.display().to_string(),
-    );
-    IssuerConfig::parse(&text, Path::new("test-issuer.toml")).expect("valid issuer config")
-}
-
-async fn open_tpm(swtpm: &Swtpm, state: &Path) -> Tpm {
-    Tpm::open(TpmConfig {
-        tcti: swtpm.tcti().parse().unwrap(),
-        state_dir: state.to_owned(),
-        ek_algorithm: EkAlgorithm::Rsa2048,
-        ak_algorithm: AkAlgorithm::EccP256,
-        ..TpmConfig::default()
-    })
-    .await
-    .unwrap()
-}
+mod common;
+use common::{
+    daemon_config, issuer_config, next_outcome, open_tpm, svid_spiffe_id, TestIssuer, DEADLINE,
+    TRUST_DOMAIN,
+};
 
 /// SHA-256 of the RSA EK's SubjectPublicKeyInfo, as the issuer names nodes.
 async fn ek_hash(tpm: &Tpm) -> String {
@@ -137,56 +31,6 @@ fn no_logs(dir: &Path) -> LogPaths {
         boot: dir.join("no-boot-log"),
         ima: dir.join("no-ima-log"),
     }
-}
-
-/// The SPIFFE ID in an X.509-SVID, after checking it is signed by `ca_pem`.
-fn svid_spiffe_id(svid_der: &[u8], ca_pem: &Path) -> String {
-    let ca_der = pem::parse(std::fs::read(ca_pem).unwrap())
-        .unwrap()
-        .into_contents();
-    let (_, ca) = x509_parser::parse_x509_certificate(&ca_der).unwrap();
-    let (_, svid) = x509_parser::parse_x509_certificate(svid_der).unwrap();
-    svid.verify_signature(Some(ca.public_key()))
-        .expect("the SVID is signed by the issuer's CA");
-    let san = svid
-        .subject_alternative_name()
-        .unwrap()
-        .expect("an SVID has a SAN");
-    let uris: Vec<String> = san
-        .value
-        .general_names
-        .iter()
-        .filter_map(|name| match name {
-            x509_parser::extensions::GeneralName::URI(uri) => Some(uri.to_string()),
-            _ => None,
-        })
-        .collect();
-    assert_eq!(uris.len(), 1, "exactly one URI SAN: {uris:?}");
-    uris[0].clone()
-}
-
-fn daemon_config(dir: &Path, swtpm: &Swtpm, issuer: &TestIssuer) -> DaemonConfig {
-    let mut config = DaemonConfig::default();
-    config.api.socket = dir.join("api.sock");
-    config.tpm.tcti = swtpm.tcti();
-    config.tpm.state_dir = dir.join("tpm-state");
-    config.tpm.ek_algorithm = "rsa2048".into();
-    config.issuer.url = Some(issuer.url());
-    config.issuer.ca_bundle = Some(issuer.bundle.clone());
-    config.issuer.retry_initial_ms = 50;
-    config.issuer.retry_max_ms = 500;
-    config.issuer.boot_event_log = dir.join("no-boot-log");
-    config.issuer.ima_log = dir.join("no-ima-log");
-    assert_eq!(config.validate(), Vec::new());
-    config
-}
-
-/// Waits for the daemon's next attestation outcome.
-async fn next_outcome(outcomes: &mut tokio::sync::watch::Receiver<u64>) {
-    tokio::time::timeout(DEADLINE, outcomes.changed())
-        .await
-        .expect("an attestation outcome within the deadline")
-        .expect("the daemon is running");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -14,33 +14,93 @@ use tracing::{debug, warn};
 use super::socket::PeerInfo;
 use crate::node::NodeState;
 use crate::signer::EvidenceSigner;
-use crate::workload::{WorkloadAttestor, WorkloadError};
+use crate::workload::{WorkloadAttestation, WorkloadAttestor, WorkloadError};
 
 /// Longest audience string accepted.
 pub const MAX_AUDIENCE_BYTES: usize = 256;
 
-pub struct AttestationService {
-    workload: Arc<WorkloadAttestor>,
+/// Turns an attested caller into signed evidence: the claims the daemon saw,
+/// signed with the session key, with the node SVID chain once the node is
+/// attested. Shared by `Attest` and by SVID minting.
+pub struct EvidenceMaker {
     signer: Arc<EvidenceSigner>,
     /// 0x01 ‖ SHA-256(EK SubjectPublicKeyInfo), when a TPM is configured.
     ueid: Option<Vec<u8>>,
     /// Its node SVID certifies the signer's key; evidence carries it.
     node: Arc<NodeState>,
+    host: HostClaims,
 }
 
-impl AttestationService {
+impl EvidenceMaker {
     pub fn new(
-        workload: Arc<WorkloadAttestor>,
         signer: Arc<EvidenceSigner>,
         ueid: Option<Vec<u8>>,
         node: Arc<NodeState>,
+        host: &attestd_attestors::host::HostInfo,
     ) -> Self {
-        AttestationService {
-            workload,
+        EvidenceMaker {
             signer,
             ueid,
             node,
+            host: HostClaims {
+                hostname: host.hostname.clone(),
+                kernel: host.kernel.clone(),
+                os: host.os.clone(),
+                boot_id: host.boot_id.clone(),
+            },
         }
+    }
+
+    /// The claims for `attestation`, bound to `nonce` and `audience`.
+    pub fn claims(
+        &self,
+        attestation: &WorkloadAttestation,
+        nonce: Vec<u8>,
+        audience: Option<String>,
+    ) -> EvidenceClaims {
+        EvidenceClaims {
+            nonce,
+            ueid: self.ueid.clone(),
+            issued_at: unix_now(),
+            selectors: attestation
+                .selectors
+                .iter()
+                .map(ToString::to_string)
+                .collect(),
+            binary: attestation
+                .binary
+                .as_ref()
+                .map(|(path, digest)| BinaryClaim {
+                    path: path.to_string_lossy().into_owned(),
+                    sha256: digest.sha256,
+                }),
+            host: self.host.clone(),
+            audience,
+        }
+    }
+
+    /// Signs `claims`, with the node SVID chain when the node holds one.
+    pub fn sign(&self, claims: &EvidenceClaims) -> Result<Vec<u8>, Status> {
+        let node_svid = self.node.current_svid();
+        let node_chain = node_svid.as_ref().map_or(&[][..], |svid| &svid.chain[..]);
+        self.signer
+            .sign(claims, node_chain)
+            .map_err(|error| Status::internal(error.to_string()))
+    }
+
+    pub fn node(&self) -> &NodeState {
+        &self.node
+    }
+}
+
+pub struct AttestationService {
+    workload: Arc<WorkloadAttestor>,
+    evidence: Arc<EvidenceMaker>,
+}
+
+impl AttestationService {
+    pub fn new(workload: Arc<WorkloadAttestor>, evidence: Arc<EvidenceMaker>) -> Self {
+        AttestationService { workload, evidence }
     }
 }
 
@@ -59,7 +119,7 @@ fn status(error: WorkloadError) -> Status {
     }
 }
 
-fn unix_now() -> i64 {
+pub(crate) fn unix_now() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs() as i64)
@@ -120,37 +180,9 @@ impl Attestation for AttestationService {
             warn!(pid = peer.pid, uid = peer.uid, %error, "attestation refused");
             status(error)
         })?;
-        let host = self.workload.host();
-        let claims = EvidenceClaims {
-            nonce: request.nonce,
-            ueid: self.ueid.clone(),
-            issued_at: unix_now(),
-            selectors: attestation
-                .selectors
-                .iter()
-                .map(ToString::to_string)
-                .collect(),
-            binary: attestation
-                .binary
-                .as_ref()
-                .map(|(path, digest)| BinaryClaim {
-                    path: path.to_string_lossy().into_owned(),
-                    sha256: digest.sha256,
-                }),
-            host: HostClaims {
-                hostname: host.hostname.clone(),
-                kernel: host.kernel.clone(),
-                os: host.os.clone(),
-                boot_id: host.boot_id.clone(),
-            },
-            audience: (!request.audience.is_empty()).then_some(request.audience),
-        };
-        let node_svid = self.node.current_svid();
-        let node_chain = node_svid.as_ref().map_or(&[][..], |svid| &svid.chain[..]);
-        let evidence = self
-            .signer
-            .sign(&claims, node_chain)
-            .map_err(|error| Status::internal(error.to_string()))?;
+        let audience = (!request.audience.is_empty()).then_some(request.audience);
+        let claims = self.evidence.claims(&attestation, request.nonce, audience);
+        let evidence = self.evidence.sign(&claims)?;
         // At debug: an info line per attestation would cost a write per request
         // and flood the journal of a busy host.
         debug!(

@@ -16,6 +16,7 @@ use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 use tonic::transport::server::Connected;
 use tracing::{debug, warn};
 
+use super::authority::AuthorityFix;
 use super::peer::{boot_time_ticks, Peer};
 
 #[derive(Debug, thiserror::Error)]
@@ -90,7 +91,8 @@ pub fn bind(path: &Path, mode: u32) -> Result<UnixListener, SocketError> {
 /// A connection whose peer was identified at accept. Holding it holds one of the
 /// `max_connections` permits and one of its uid's permits.
 pub struct PeerConnection {
-    stream: UnixStream,
+    /// Client bytes pass the `:authority` fix-up (see `authority`).
+    stream: AuthorityFix<UnixStream>,
     peer: Arc<Peer>,
     _permit: OwnedSemaphorePermit,
     _uid_permit: UidPermit,
@@ -245,7 +247,7 @@ pub fn incoming(
                 "accepted"
             );
             let connection = PeerConnection {
-                stream,
+                stream: AuthorityFix::new(stream),
                 peer: Arc::new(peer),
                 _permit: permit,
                 _uid_permit: uid_permit,

@@ -49,6 +49,10 @@ pub struct IssuerSection {
     /// Where the measured-boot and IMA logs are read from.
     pub boot_event_log: PathBuf,
     pub ima_log: PathBuf,
+    /// Workload selector sets whose SVIDs are cached (and, separately, JWT-SVID
+    /// sets). Past this, the least recently used set no stream watches is
+    /// dropped. About 3 KiB each.
+    pub svid_cache_entries: usize,
 }
 
 impl Default for IssuerSection {
@@ -62,6 +66,7 @@ impl Default for IssuerSection {
             timeout_ms: 30_000,
             boot_event_log: PathBuf::from("/sys/kernel/security/tpm0/binary_bios_measurements"),
             ima_log: PathBuf::from("/sys/kernel/security/ima/binary_runtime_measurements"),
+            svid_cache_entries: 4096,
         }
     }
 }
@@ -286,6 +291,11 @@ impl Config {
             (1..=600_000).contains(&self.issuer.timeout_ms),
             "issuer.timeout_ms",
             "must be between 1 and 600000",
+        );
+        check(
+            (1..=1_000_000).contains(&self.issuer.svid_cache_entries),
+            "issuer.svid_cache_entries",
+            "must be between 1 and 1000000",
         );
         if let Err(e) = self.tpm.tcti.parse::<Tcti>() {
             problems.push(("tpm.tcti".into(), e.to_string()));

@@ -119,7 +119,7 @@ pub fn verify_evidence(
 
 /// SubjectPublicKeyInfo for a P-256 key (RFC 5480): id-ecPublicKey with the
 /// prime256v1 parameter, and the uncompressed point as the BIT STRING.
-pub(crate) fn p256_spki_der(point: &[u8]) -> Vec<u8> {
+pub fn p256_spki_der(point: &[u8]) -> Vec<u8> {
     let algorithm = der::sequence(&[
         &der::object_id(der::oid::EC_PUBLIC_KEY),
         &der::object_id(der::oid::NIST_P256),

@@ -1,0 +1,102 @@
+#!/usr/bin/env bash
+# SPIFFE Workload API on swtpm: FetchX509SVID and FetchJWTSVID latency with a
+# warm cache (attestd-bench, 1 and 16 clients), and the daemon's RSS idle and
+# with COUNT distinct cached workload SVIDs (COUNT processes, each its own uid,
+# each fetching once through the Rust spiffe crate). Needs root (setpriv).
+# docs/BENCHMARKS.md records the results.
+#   usage: scripts/bench-svid.sh [COUNT]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+COUNT=${1:-1000}
+[ "$(id -u)" = 0 ] || { echo "bench-svid: run as root (workloads run as other uids)" >&2; exit 1; }
+cargo build --release -q --bins
+BIN=target/release
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/attestd-bench-svid.XXXXXX")
+chmod 755 "$WORK"
+PIDS=()
+cleanup() {
+	for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+	wait 2>/dev/null || true
+	rm -rf "$WORK"
+}
+trap cleanup EXIT
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+
+# A TPM with EK certificates, as in the demo.
+mkdir -p "$WORK/ca" "$WORK/tpm" "$WORK/issuer/ek-roots"
+printf 'statedir = %s\nsigningkey = %s/signkey.pem\nissuercert = %s/issuercert.pem\ncertserial = %s/certserial\n' \
+	"$WORK/ca" "$WORK/ca" "$WORK/ca" "$WORK/ca" >"$WORK/localca.conf"
+printf -- '--platform-manufacturer bench\n--platform-version 2.1\n--platform-model swtpm\n' >"$WORK/localca.options"
+printf 'create_certs_tool = /usr/bin/swtpm_localca\ncreate_certs_tool_config = %s\ncreate_certs_tool_options = %s\n' \
+	"$WORK/localca.conf" "$WORK/localca.options" >"$WORK/swtpm_setup.conf"
+swtpm_setup --tpm2 --tpmstate "$WORK/tpm" --create-ek-cert --config "$WORK/swtpm_setup.conf" --overwrite >/dev/null
+PORT=$(free_port)
+swtpm socket --tpm2 --tpmstate dir="$WORK/tpm" --flags not-need-init,startup-clear \
+	--server type=tcp,port="$PORT",bindaddr=127.0.0.1 --ctrl type=tcp,port=$((PORT + 1)),bindaddr=127.0.0.1 \
+	--pid file="$WORK/swtpm.pid" --daemon
+PIDS+=("$(cat "$WORK/swtpm.pid")")
+cp "$WORK/ca/swtpm-localca-rootca-cert.pem" "$WORK/ca/issuercert.pem" "$WORK/issuer/ek-roots/"
+
+# Entries: root (the load generator) and COUNT uids from 20000.
+{
+	printf '[[entry]]\nspiffe_id = "spiffe://bench.example.org/bench"\nselectors = ["unix:uid:0"]\n'
+	for uid in $(seq 20000 $((20000 + COUNT - 1))); do
+		printf '[[entry]]\nspiffe_id = "spiffe://bench.example.org/w/%s"\nselectors = ["unix:uid:%s"]\n' "$uid" "$uid"
+	done
+} >"$WORK/entries.toml"
+ISSUER_PORT=$(free_port)
+cat >"$WORK/issuer.toml" <<CONF
+listen = "127.0.0.1:$ISSUER_PORT"
+trust_domain = "bench.example.org"
+entries = "$WORK/entries.toml"
+[ca]
+cert = "$WORK/issuer/ca.pem"
+key = "$WORK/issuer/ca.key"
+[ek]
+roots_dir = "$WORK/issuer/ek-roots"
+CONF
+"$BIN/attestd-issuer" bundle --config "$WORK/issuer.toml" >"$WORK/bundle.pem" 2>/dev/null
+"$BIN/attestd-issuer" run --config "$WORK/issuer.toml" 2>"$WORK/issuer.log" &
+PIDS+=("$!")
+cat >"$WORK/attestd.toml" <<CONF
+[api]
+socket = "$WORK/api.sock"
+[tpm]
+tcti = "swtpm:host=127.0.0.1,port=$PORT"
+state_dir = "$WORK/state"
+[issuer]
+url = "https://localhost:$ISSUER_PORT"
+ca_bundle = "$WORK/bundle.pem"
+CONF
+"$BIN/attestd" run --config "$WORK/attestd.toml" --config-dir "$WORK/conf.d" 2>"$WORK/daemon.log" &
+DAEMON=$!
+PIDS+=("$DAEMON")
+for _ in $(seq 600); do
+	[ "$("$BIN/attestd" healthcheck --socket "$WORK/api.sock" 2>/dev/null)" = SERVING ] && break
+	kill -0 "$DAEMON" 2>/dev/null || { cat "$WORK/daemon.log"; exit 1; }
+	sleep 0.05
+done
+rss() { awk '/^VmRSS/ {print $2 " kB"}' "/proc/$DAEMON/status"; }
+
+echo "# $(date -u +%Y-%m-%dT%H:%MZ) $(nproc) cores, $(uname -r), $COUNT workloads"
+echo "daemon RSS, node attested, no workload SVIDs: $(rss)"
+for rpc in fetch-x509 fetch-jwt; do
+	for clients in 1 16; do
+		echo "== $rpc, $clients clients (warm cache)"
+		"$BIN/attestd-bench" --socket "$WORK/api.sock" --rpc "$rpc" --clients "$clients" --seconds 5
+	done
+done
+echo "daemon RSS after the latency runs (one cached selector set): $(rss)"
+
+# COUNT distinct workloads, 8 at a time, each its own uid: COUNT cached sets.
+mkdir -p "$WORK/out"
+started=$(date +%s%N)
+seq 20000 $((20000 + COUNT - 1)) | xargs -P 8 -I{} sh -c '
+	mkdir -p "$1/out/$2" && chown "$2" "$1/out/$2" &&
+	setpriv --reuid "$2" --regid "$2" --clear-groups "$3" "$4" x509 "$1/out/$2" >/dev/null &&
+	setpriv --reuid "$2" --regid "$2" --clear-groups "$3" "$4" jwt bench "$1/out/$2" >/dev/null' \
+	_ "$WORK" {} "$BIN/spiffe_fetch" "$WORK/api.sock"
+elapsed_ms=$(( ($(date +%s%N) - started) / 1000000 ))
+fetched=$(find "$WORK/out" -name svid.pem | wc -l)
+echo "$fetched distinct workloads fetched their X.509-SVIDs (and JWT-SVIDs) in ${elapsed_ms} ms"
+echo "daemon RSS with $fetched cached X.509 sets and JWT sets: $(rss)"
