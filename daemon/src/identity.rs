@@ -35,8 +35,10 @@ const RETRY_MAX: Duration = Duration::from_secs(30);
 /// One call to the issuer, all included.
 const CALL_TIMEOUT: Duration = Duration::from_secs(15);
 
-/// The selectors a cache entry is for, sorted and unique (as attested).
-pub type SelectorKey = Arc<[String]>;
+/// Names the selector set a cache entry is for: SHA-256 over the sorted,
+/// unique selectors, each followed by a NUL (selectors hold no NUL). 32 bytes
+/// instead of a copy of every selector string per entry.
+pub type SelectorKey = [u8; 32];
 
 /// One X.509-SVID with its private key.
 pub struct MintedX509 {
@@ -63,8 +65,9 @@ impl std::fmt::Debug for MintedX509 {
 #[derive(Debug)]
 pub struct X509Set {
     pub svids: Vec<MintedX509>,
-    /// The trust domain's CA certificates (DER).
-    pub bundle: Vec<Vec<u8>>,
+    /// The trust domain's CA certificates (DER), shared by every set minted
+    /// under the same bundle.
+    pub bundle: Arc<Vec<Vec<u8>>>,
     pub minted_at: i64,
     /// The earliest notAfter among `svids`.
     pub expires_at: i64,
@@ -150,6 +153,8 @@ pub struct Identities {
     jwt: Mutex<HashMap<JwtKey, Arc<JwtSet>>>,
     max_entries: usize,
     bundles: watch::Sender<Option<Arc<Bundles>>>,
+    /// The bundle of the last mint, so that equal bundles share one copy.
+    last_bundle: Mutex<Option<Arc<Vec<Vec<u8>>>>>,
     revision: watch::Sender<String>,
     health: watch::Sender<IssuerHealth>,
     rng: SystemRandom,
@@ -169,6 +174,7 @@ impl Identities {
             jwt: Mutex::default(),
             max_entries: max_entries.max(1),
             bundles: watch::channel(None).0,
+            last_bundle: Mutex::default(),
             revision: watch::channel(String::new()).0,
             health: watch::channel(IssuerHealth::Unknown).0,
             rng: SystemRandom::new(),
@@ -278,7 +284,7 @@ impl Identities {
                 .iter()
                 .filter(|(_, slot)| slot.state.receiver_count() == 0)
                 .min_by_key(|(_, slot)| slot.last_used.load(std::sync::atomic::Ordering::Relaxed))
-                .map(|(key, _)| key.clone());
+                .map(|(key, _)| *key);
             if let Some(victim) = victim {
                 slots.remove(&victim);
             }
@@ -290,7 +296,7 @@ impl Identities {
             minting: tokio::sync::Mutex::new(()),
             rotating: std::sync::atomic::AtomicBool::new(false),
         });
-        slots.insert(key.clone(), slot.clone());
+        slots.insert(*key, slot.clone());
         slot
     }
 
@@ -420,7 +426,7 @@ impl Identities {
         self.note_revision(&response.revision);
         Ok(Arc::new(X509Set {
             svids,
-            bundle: response.bundle,
+            bundle: self.shared_bundle(response.bundle),
             minted_at,
             expires_at,
         }))
@@ -512,6 +518,18 @@ impl Identities {
                         "the issuer refused: {reason}"
                     )))
                 }
+            }
+        }
+    }
+
+    fn shared_bundle(&self, bundle: Vec<Vec<u8>>) -> Arc<Vec<Vec<u8>>> {
+        let mut last = lock(&self.last_bundle);
+        match &*last {
+            Some(shared) if **shared == bundle => shared.clone(),
+            _ => {
+                let shared = Arc::new(bundle);
+                *last = Some(shared.clone());
+                shared
             }
         }
     }
@@ -609,12 +627,14 @@ impl Identities {
 }
 
 fn selector_key(attestation: &WorkloadAttestation) -> SelectorKey {
-    attestation
-        .selectors
-        .iter()
-        .map(ToString::to_string)
-        .collect::<Vec<_>>()
-        .into()
+    let mut context = ring::digest::Context::new(&SHA256);
+    for selector in &attestation.selectors {
+        context.update(selector.to_string().as_bytes());
+        context.update(&[0]);
+    }
+    let mut key = [0u8; 32];
+    key.copy_from_slice(context.finish().as_ref());
+    key
 }
 
 fn internal(status: Status) -> IdentityError {
