@@ -8,6 +8,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 RUNS=${1:-20}
 cargo build --release -q --bins
+BIN=${CARGO_TARGET_DIR:-target}/release
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/attestd-bench-node.XXXXXX")
 PIDS=()
 cleanup() {
@@ -43,8 +44,8 @@ key = "$WORK/issuer/ca.key"
 [ek]
 roots_dir = "$WORK/issuer/ek-roots"
 CONF
-target/release/attestd-issuer bundle --config "$WORK/issuer.toml" >"$WORK/bundle.pem" 2>/dev/null
-target/release/attestd-issuer run --config "$WORK/issuer.toml" 2>"$WORK/issuer.log" &
+"$BIN/attestd-issuer" bundle --config "$WORK/issuer.toml" >"$WORK/bundle.pem" 2>/dev/null
+"$BIN/attestd-issuer" run --config "$WORK/issuer.toml" 2>"$WORK/issuer.log" &
 PIDS+=("$!")
 cat >"$WORK/attestd.toml" <<CONF
 [api]
@@ -60,7 +61,7 @@ CONF
 echo "# $(date -u +%Y-%m-%dT%H:%MZ) $(nproc) cores, $(uname -r), $RUNS daemon starts"
 for run in $(seq "$RUNS"); do
 	started=$(date +%s%N)
-	ATTESTD_LOG=info target/release/attestd run --config "$WORK/attestd.toml" \
+	ATTESTD_LOG=info "$BIN/attestd" run --config "$WORK/attestd.toml" \
 		--config-dir "$WORK/conf.d" 2>"$WORK/daemon.log" &
 	daemon=$!
 	# The daemon logs "node attested" with a microsecond timestamp; wait for it.

@@ -74,7 +74,8 @@ pub struct Tpm {
     ak: AkInfo,
     /// EKs already read. An EK is derived from the endorsement seed, which only
     /// TPM2_ChangeEPS changes; a failed activation forgets them in case it did.
-    /// Saves a CreatePrimary (tens of ms for RSA) per node attestation.
+    /// Saves loading the EK and reading its certificates from NV per node
+    /// attestation.
     eks: std::sync::Arc<std::sync::Mutex<Vec<EkInfo>>>,
 }
 

@@ -3,8 +3,13 @@
 //! Every transient object and session created here is flushed before the operation
 //! returns, on success and on error: swtpm has three object slots and no resource
 //! manager, so one leak per request would stop the TPM after three requests.
+//!
+//! What is kept between operations is the EK's and the AK's saved contexts
+//! (TPM-encrypted blobs, in memory only): reloading either is one ContextLoad,
+//! where re-creating an RSA-2048 EK from its template takes tens of milliseconds.
 
 use std::convert::TryFrom;
+use std::time::Instant;
 
 use tracing::{debug, warn};
 use tss_esapi::abstraction::{ak, ek, AsymmetricAlgorithmSelection};
@@ -59,6 +64,9 @@ pub(crate) struct TpmSession {
     ak: Option<StoredAk>,
     /// The loaded AK's saved context: reloading it is one command instead of three.
     saved_ak_context: Option<TpmsContext>,
+    /// The EKs' saved contexts, by algorithm: reloading one is a ContextLoad
+    /// instead of a CreatePrimary.
+    saved_ek_contexts: Vec<(EkAlgorithm, TpmsContext)>,
     active_banks: Option<Vec<PcrBank>>,
 }
 
@@ -70,6 +78,7 @@ impl TpmSession {
             ek_algorithm,
             ak: None,
             saved_ak_context: None,
+            saved_ek_contexts: Vec::new(),
             active_banks: None,
         }
     }
@@ -104,7 +113,6 @@ impl TpmSession {
     /// Creates a fresh AK under the EK and returns its blobs; nothing stays loaded.
     pub(crate) fn create_ak(&mut self, algorithm: AkAlgorithm) -> Result<StoredAk, TpmError> {
         let ek_algorithm = self.ek_algorithm;
-        let ctx = self.context()?;
         let (key, sign) = match algorithm {
             AkAlgorithm::EccP256 => (
                 AsymmetricAlgorithmSelection::Ecc(EccCurve::NistP256),
@@ -119,7 +127,7 @@ impl TpmSession {
                 SignatureSchemeAlgorithm::RsaPss,
             ),
         };
-        let created = with_ek(ctx, ek_algorithm, |ctx, ek| {
+        let created = self.with_ek(ek_algorithm, |ctx, ek| {
             ak::create_ak_2(ctx, ek, HashingAlgorithm::Sha256, key, sign, None, None)
                 .map_err(TpmError::esapi("creating the AK"))
         })?;
@@ -132,56 +140,119 @@ impl TpmSession {
     }
 
     /// Loads the AK, runs `f` with it, and flushes it.
-    ///
-    /// The first load goes through the EK (CreatePrimary, a policy session, Load:
-    /// about 25 ms with an RSA EK on swtpm). The loaded AK's context is then saved,
-    /// and later loads are a single ContextLoad. If the TPM refuses the saved
-    /// context (after a TPM reset, say), fall back to the full load.
     fn with_ak<T>(
         &mut self,
         f: impl FnOnce(&mut Context, KeyHandle) -> Result<T, TpmError>,
     ) -> Result<T, TpmError> {
-        let stored = self.ak.as_ref().ok_or(TpmError::OwnerGone)?;
-        let (public, private) = (stored.public.clone(), stored.private.clone());
-        let saved = self.saved_ak_context.clone();
-        let ek_algorithm = self.ek_algorithm;
+        let ak_handle = self.load_ak(None)?;
         let ctx = self.context()?;
-        let from_saved = match saved.map(|saved| ctx.context_load(saved)) {
-            Some(Ok(handle)) => Some(KeyHandle::from(handle)),
-            Some(Err(error)) => {
-                let error = TpmError::esapi("reloading the AK")(error);
-                // A dead connection is reported as such, not papered over by a
-                // second attempt on a context ESYS now considers out of sequence.
-                if error.is_connection_failure() {
-                    return Err(error);
-                }
-                debug!(%error, "saved AK context refused; loading the AK under the EK");
-                None
-            }
-            None => None,
-        };
-        let (ak_handle, fresh_context) = match from_saved {
-            Some(handle) => (handle, None),
-            None => {
-                let handle = with_ek(ctx, ek_algorithm, |ctx, ek| {
-                    ak::load_ak(ctx, ek, None, private, public)
-                        .map_err(TpmError::esapi("loading the AK"))
-                })?;
-                (handle, ctx.context_save(handle.into()).ok())
-            }
-        };
         let result = f(ctx, ak_handle);
         flush(ctx, ak_handle.into(), "AK");
-        if fresh_context.is_some() {
-            self.saved_ak_context = fresh_context;
-        }
         result
+    }
+
+    /// Loads the AK; the caller flushes it.
+    ///
+    /// The first load goes through the EK (the EK, a policy session, Load) under
+    /// `loaded_ek` if the caller has the EK loaded already, else under an EK
+    /// loaded and flushed here. The loaded AK's context is then saved, and later
+    /// loads are a single ContextLoad. If the TPM refuses the saved context
+    /// (after a TPM reset, say), fall back to the full load.
+    fn load_ak(&mut self, loaded_ek: Option<KeyHandle>) -> Result<KeyHandle, TpmError> {
+        let stored = self.ak.as_ref().ok_or(TpmError::OwnerGone)?;
+        let (public, private) = (stored.public.clone(), stored.private.clone());
+        if let Some(saved) = self.saved_ak_context.clone() {
+            match self.context()?.context_load(saved) {
+                Ok(handle) => return Ok(KeyHandle::from(handle)),
+                Err(error) => {
+                    let error = TpmError::esapi("reloading the AK")(error);
+                    // A dead connection is reported as such, not papered over by a
+                    // second attempt on a context ESYS now considers out of sequence.
+                    if error.is_connection_failure() {
+                        return Err(error);
+                    }
+                    debug!(%error, "saved AK context refused; loading the AK under the EK");
+                    self.saved_ak_context = None;
+                }
+            }
+        }
+        let load = |ctx: &mut Context, ek: KeyHandle| {
+            ak::load_ak(ctx, ek, None, private, public).map_err(TpmError::esapi("loading the AK"))
+        };
+        let handle = match loaded_ek {
+            Some(ek) => load(self.context()?, ek)?,
+            None => {
+                let ek_algorithm = self.ek_algorithm;
+                self.with_ek(ek_algorithm, load)?
+            }
+        };
+        self.saved_ak_context = self.context()?.context_save(handle.into()).ok();
+        Ok(handle)
+    }
+
+    /// Loads the EK, runs `f` with it, and flushes it.
+    fn with_ek<T>(
+        &mut self,
+        algorithm: EkAlgorithm,
+        f: impl FnOnce(&mut Context, KeyHandle) -> Result<T, TpmError>,
+    ) -> Result<T, TpmError> {
+        let ek_handle = self.load_ek(algorithm)?;
+        let ctx = self.context()?;
+        let result = f(ctx, ek_handle);
+        flush(ctx, ek_handle.into(), "EK");
+        result
+    }
+
+    /// Loads the EK; the caller flushes it.
+    ///
+    /// The first time, the EK is created from its TCG template (CreatePrimary:
+    /// 20-50 ms for RSA-2048 on swtpm) and its context saved; later loads are
+    /// a single ContextLoad of the same key. The TPM refuses that context once the
+    /// endorsement hierarchy changed (its proof keys the context's integrity) or
+    /// after a TPM reset; then the EK is created again.
+    fn load_ek(&mut self, algorithm: EkAlgorithm) -> Result<KeyHandle, TpmError> {
+        let saved = self
+            .saved_ek_contexts
+            .iter()
+            .find(|(known, _)| *known == algorithm)
+            .map(|(_, saved)| saved.clone());
+        if let Some(saved) = saved {
+            match self.context()?.context_load(saved) {
+                Ok(handle) => return Ok(KeyHandle::from(handle)),
+                Err(error) => {
+                    let error = TpmError::esapi("reloading the EK")(error);
+                    if error.is_connection_failure() {
+                        return Err(error);
+                    }
+                    debug!(%error, ek = %algorithm, "saved EK context refused; creating the EK");
+                    self.forget_ek(algorithm);
+                }
+            }
+        }
+        let started = Instant::now();
+        let ctx = self.context()?;
+        let handle = ek::create_ek_object_2(ctx, ek_selection(algorithm), None)
+            .map_err(TpmError::esapi("creating the EK"))?;
+        debug!(
+            ek = %algorithm,
+            took_ms = started.elapsed().as_millis() as u64,
+            "created the EK from its template"
+        );
+        if let Ok(saved) = ctx.context_save(handle.into()) {
+            self.forget_ek(algorithm);
+            self.saved_ek_contexts.push((algorithm, saved));
+        }
+        Ok(handle)
+    }
+
+    fn forget_ek(&mut self, algorithm: EkAlgorithm) {
+        self.saved_ek_contexts
+            .retain(|(known, _)| *known != algorithm);
     }
 
     /// Reads the EK's public area and its certificate and chain from NV.
     pub(crate) fn ek_info(&mut self, algorithm: EkAlgorithm) -> Result<EkInfo, TpmError> {
-        let ctx = self.context()?;
-        let public = with_ek(ctx, algorithm, |ctx, ek| {
+        let public = self.with_ek(algorithm, |ctx, ek| {
             let (public, _, _) = ctx
                 .read_public(ek)
                 .map_err(TpmError::esapi("reading the EK public area"))?;
@@ -189,6 +260,7 @@ impl TpmSession {
                 .marshall()
                 .map_err(TpmError::esapi("marshalling the EK public area"))
         })?;
+        let ctx = self.context()?;
         let defined = defined_nv_indices(ctx)?;
         let cert_index = algorithm.certificate_nv_index();
         let certificate = if defined.contains(&cert_index) {
@@ -244,13 +316,12 @@ impl TpmSession {
                 encrypted_secret.len()
             ))
         })?;
-        let stored = self.ak.as_ref().ok_or(TpmError::OwnerGone)?;
-        let (public, private) = (stored.public.clone(), stored.private.clone());
         let ek_algorithm = self.ek_algorithm;
-        let ctx = self.context()?;
-        with_ek(ctx, ek_algorithm, |ctx, ek| {
-            let ak_handle = ak::load_ak(ctx, ek, None, private, public)
-                .map_err(TpmError::esapi("loading the AK"))?;
+        // Both keys loaded at once: the AK from its saved context when it can
+        // be, else under this same EK, so the EK is loaded only once.
+        let ek = self.load_ek(ek_algorithm)?;
+        let result = self.load_ak(Some(ek)).and_then(|ak_handle| {
+            let ctx = self.context()?;
             let result = with_ek_policy_session(ctx, ek_algorithm, |ctx, policy| {
                 ctx.execute_with_sessions(
                     (Some(AuthSession::Password), Some(policy), None),
@@ -259,8 +330,16 @@ impl TpmSession {
                 .map_err(TpmError::esapi("activating the credential"))
             });
             flush(ctx, ak_handle.into(), "AK");
-            result.map(|digest| digest.value().to_vec())
-        })
+            result
+        });
+        if let Ok(ctx) = self.context() {
+            flush(ctx, ek.into(), "EK");
+        }
+        if result.is_err() {
+            // Perhaps the EK changed (TPM2_ChangeEPS): create it afresh next time.
+            self.forget_ek(ek_algorithm);
+        }
+        result.map(|digest| digest.value().to_vec())
     }
 
     /// Quotes `selection` with the AK over `qualifying_data`, and reads the quoted PCRs.
@@ -373,19 +452,6 @@ fn ek_selection(algorithm: EkAlgorithm) -> AsymmetricAlgorithmSelection {
         EkAlgorithm::EccP256 => AsymmetricAlgorithmSelection::Ecc(EccCurve::NistP256),
         EkAlgorithm::EccP384 => AsymmetricAlgorithmSelection::Ecc(EccCurve::NistP384),
     }
-}
-
-/// Creates the EK from its TCG template, runs `f`, and flushes the EK whatever happens.
-fn with_ek<T>(
-    ctx: &mut Context,
-    algorithm: EkAlgorithm,
-    f: impl FnOnce(&mut Context, KeyHandle) -> Result<T, TpmError>,
-) -> Result<T, TpmError> {
-    let ek_handle = ek::create_ek_object_2(ctx, ek_selection(algorithm), None)
-        .map_err(TpmError::esapi("creating the EK"))?;
-    let result = f(ctx, ek_handle);
-    flush(ctx, ek_handle.into(), "EK");
-    result
 }
 
 /// A policy session satisfying the EK's authPolicy, flushed after `f`.
