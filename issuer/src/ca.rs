@@ -16,14 +16,9 @@ use rcgen::{
 use ring::rand::SecureRandom;
 use zeroize::Zeroizing;
 
-use crate::config::CaConfig;
+use attestd_verifier::evidence::p256_spki_der;
 
-/// DER prefix of a SubjectPublicKeyInfo for an uncompressed P-256 point:
-/// SEQUENCE { SEQUENCE { id-ecPublicKey, prime256v1 }, BIT STRING (66 bytes) }.
-const P256_SPKI_PREFIX: [u8; 26] = [
-    0x30, 0x59, 0x30, 0x13, 0x06, 0x07, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01, 0x06, 0x08, 0x2a,
-    0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07, 0x03, 0x42, 0x00,
-];
+use crate::config::CaConfig;
 
 /// How long a generated CA is valid.
 const GENERATED_CA_LIFETIME: Duration = Duration::from_secs(10 * 365 * 24 * 3600);
@@ -238,8 +233,7 @@ impl Ca {
                 key: hex::encode(session_key),
             });
         }
-        let mut spki = P256_SPKI_PREFIX.to_vec();
-        spki.extend_from_slice(session_key);
+        let spki = p256_spki_der(session_key);
         let public =
             rcgen::SubjectPublicKeyInfo::from_der(&spki).map_err(|_| CaError::BadSessionKey {
                 key: hex::encode(session_key),
@@ -411,12 +405,13 @@ pub fn check_p256_spki(spki_der: &[u8]) -> Result<(), CaError> {
     let bad = |reason: &str| CaError::BadPublicKey {
         reason: reason.to_owned(),
     };
+    // The one encoding: the SPKI the verifier builds from its last 65 bytes.
     let point = spki_der
-        .strip_prefix(&P256_SPKI_PREFIX[..])
+        .len()
+        .checked_sub(65)
+        .map(|start| &spki_der[start..])
+        .filter(|point| p256_spki_der(point) == spki_der)
         .ok_or_else(|| bad("not a P-256 key with a named curve and an uncompressed point"))?;
-    if point.len() != 65 {
-        return Err(bad("wrong length"));
-    }
     p256::PublicKey::from_sec1_bytes(point)
         .map(|_| ())
         .map_err(|_| bad("the point is not on the curve"))
