@@ -10,29 +10,9 @@ RUNS=${1:-20}
 cargo build --release -q --bins
 BIN=${CARGO_TARGET_DIR:-target}/release
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/attestd-bench-node.XXXXXX")
-PIDS=()
-cleanup() {
-	for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
-	wait 2>/dev/null || true
-	rm -rf "$WORK"
-}
-trap cleanup EXIT
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
-
-# A TPM with EK certificates, as in the demo.
-mkdir -p "$WORK/ca" "$WORK/tpm" "$WORK/issuer/ek-roots"
-printf 'statedir = %s\nsigningkey = %s/signkey.pem\nissuercert = %s/issuercert.pem\ncertserial = %s/certserial\n' \
-	"$WORK/ca" "$WORK/ca" "$WORK/ca" "$WORK/ca" >"$WORK/localca.conf"
-printf -- '--platform-manufacturer bench\n--platform-version 2.1\n--platform-model swtpm\n' >"$WORK/localca.options"
-printf 'create_certs_tool = /usr/bin/swtpm_localca\ncreate_certs_tool_config = %s\ncreate_certs_tool_options = %s\n' \
-	"$WORK/localca.conf" "$WORK/localca.options" >"$WORK/swtpm_setup.conf"
-swtpm_setup --tpm2 --tpmstate "$WORK/tpm" --create-ek-cert --config "$WORK/swtpm_setup.conf" --overwrite >/dev/null
-PORT=$(free_port)
-swtpm socket --tpm2 --tpmstate dir="$WORK/tpm" --flags not-need-init,startup-clear \
-	--server type=tcp,port="$PORT",bindaddr=127.0.0.1 --ctrl type=tcp,port=$((PORT + 1)),bindaddr=127.0.0.1 \
-	--pid file="$WORK/swtpm.pid" --daemon
-PIDS+=("$(cat "$WORK/swtpm.pid")")
-cp "$WORK/ca/swtpm-localca-rootca-cert.pem" "$WORK/ca/issuercert.pem" "$WORK/issuer/ek-roots/"
+# shellcheck source=scripts/lib/bench-swtpm.sh
+. scripts/lib/bench-swtpm.sh
+start_swtpm
 
 ISSUER_PORT=$(free_port)
 cat >"$WORK/issuer.toml" <<CONF
