@@ -163,6 +163,7 @@ fn evidence_command_writes_evidence_our_verifier_accepts() {
         trusted_keys: None,
         node_trust: None,
         required_selectors: vec!["unix:uid:0".into()],
+        hardware_fresh: None,
     };
     let verified = attestd_verifier::evidence::verify_evidence(&bytes, &policy).unwrap();
     // With a TPM, the UEID names the EK.

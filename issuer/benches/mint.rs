@@ -163,6 +163,7 @@ fn mint(c: &mut Criterion) {
         trusted_keys: None,
         node_trust: Some(NodeTrust::new(&[ca.cert_der().to_vec()], TD).unwrap()),
         required_selectors: Vec::new(),
+        hardware_fresh: None,
     };
     parts.bench_function("verify evidence (ES256, node SVID chain)", |b| {
         b.iter(|| verify_evidence(black_box(&x509.evidence), &policy).unwrap())

@@ -313,6 +313,7 @@ impl IdentityService {
             trusted_keys: None,
             node_trust: Some(self.node_trust.clone()),
             required_selectors: Vec::new(),
+            hardware_fresh: None,
         };
         let verified = verify_evidence(evidence, &policy).inspect_err(|error| {
             warn!(%error, "mint evidence refused");

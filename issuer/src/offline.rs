@@ -129,6 +129,7 @@ impl LoadedPolicy {
             trusted_keys: None,
             node_trust: Some(self.trust.clone()),
             required_selectors: self.policy.required_selectors.clone(),
+            hardware_fresh: None,
         };
         let verified = verify_evidence(evidence, &policy)?;
         if let Some(node) = &verified.node {

@@ -11,6 +11,7 @@ pub mod ek_cert;
 pub mod eventlog;
 pub mod evidence;
 pub mod ima;
+pub mod merkle;
 pub mod quote;
 pub mod tpm2;
 

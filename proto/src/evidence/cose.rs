@@ -10,6 +10,7 @@ use coset::{
 
 use super::cbor::decode_bounded;
 use super::claims::kind;
+use super::fresh::FreshQuote;
 use super::{
     labels, EvidenceClaims, EvidenceError, CONTENT_TYPE, MAX_EVIDENCE_BYTES, MAX_X5CHAIN_CERTS,
     SESSION_KEY_LEN, SIGNATURE_LEN,
@@ -33,6 +34,10 @@ pub struct EvidenceEnvelope {
     /// the node SVID for the session key, then intermediates. Empty when the
     /// evidence carries none. Not verified here.
     pub x5chain: Vec<Vec<u8>>,
+    /// Protected header -65538: the batched TPM quote and this evidence's
+    /// inclusion proof, when the caller asked for hardware-fresh evidence.
+    /// Not verified here.
+    pub fresh: Option<FreshQuote>,
     /// The COSE Sig_structure ("Signature1", protected bytes as received,
     /// empty external AAD, payload): what the signature covers.
     pub tbs: Vec<u8>,
@@ -48,6 +53,10 @@ pub struct ParsedEvidence {
     pub session_public_key: [u8; SESSION_KEY_LEN],
     /// DER certificates from `x5chain`, leaf first; empty when absent.
     pub x5chain: Vec<Vec<u8>>,
+    /// The hardware-fresh header, when present.
+    pub fresh: Option<FreshQuote>,
+    /// The CBOR claims set, exactly as signed (a hardware-fresh leaf binds its digest).
+    pub payload: Vec<u8>,
     /// The COSE Sig_structure the signature covers.
     pub tbs: Vec<u8>,
     /// Raw ES256 signature, `r || s`.
@@ -76,11 +85,43 @@ pub fn sign_certified_evidence(
     x5chain: &[Vec<u8>],
     sign: impl FnOnce(&[u8]) -> Result<Vec<u8>, EvidenceError>,
 ) -> Result<Vec<u8>, EvidenceError> {
+    sign_payload(
+        claims.to_cbor()?,
+        session_public_key,
+        &Headers {
+            x5chain,
+            fresh: None,
+        },
+        sign,
+    )
+}
+
+/// The optional protected header parameters of evidence.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Headers<'a> {
+    /// `x5chain` (33): DER, leaf first; empty adds nothing.
+    pub x5chain: &'a [Vec<u8>],
+    /// The hardware-fresh quote and proof (-65538).
+    pub fresh: Option<&'a FreshQuote>,
+}
+
+/// Signs an already encoded claims set (from [`EvidenceClaims::to_cbor`]).
+/// Hardware-fresh evidence needs this split: the leaf binds the payload's
+/// digest before the quote over the batch exists, and the quote then goes
+/// into the header of the evidence signed over that same payload.
+pub fn sign_payload(
+    payload: Vec<u8>,
+    session_public_key: &[u8],
+    headers: &Headers<'_>,
+    sign: impl FnOnce(&[u8]) -> Result<Vec<u8>, EvidenceError>,
+) -> Result<Vec<u8>, EvidenceError> {
     let point = sec1_point(session_public_key)?;
-    let payload = claims.to_cbor()?;
     let mut rest = vec![(Label::Int(labels::SESSION_KEY), session_cose_key(&point)?)];
-    if let Some(chain) = x5chain_value(x5chain)? {
+    if let Some(chain) = x5chain_value(headers.x5chain)? {
         rest.push((Label::Int(labels::X5CHAIN), chain));
+    }
+    if let Some(fresh) = headers.fresh {
+        rest.push((Label::Int(labels::FRESH_QUOTE), fresh.to_value()?));
     }
     let protected = Header {
         alg: Some(RegisteredLabelWithPrivate::Assigned(iana::Algorithm::ES256)),
@@ -123,6 +164,8 @@ pub fn parse_evidence(bytes: &[u8]) -> Result<ParsedEvidence, EvidenceError> {
         claims: EvidenceClaims::from_cbor(&envelope.payload)?,
         session_public_key: envelope.session_public_key,
         x5chain: envelope.x5chain,
+        fresh: envelope.fresh,
+        payload: envelope.payload,
         tbs: envelope.tbs,
         signature: envelope.signature,
     })
@@ -163,6 +206,9 @@ pub fn parse_envelope(bytes: &[u8]) -> Result<EvidenceEnvelope, EvidenceError> {
     check_content_type(protected)?;
     let session_public_key = session_key(protected)?;
     let x5chain = x5chain(protected)?;
+    let fresh = find_rest(protected, labels::FRESH_QUOTE)
+        .map(FreshQuote::from_value)
+        .transpose()?;
     check_unprotected(&sign1.unprotected, protected)?;
 
     let signature = <[u8; SIGNATURE_LEN]>::try_from(sign1.signature.as_slice()).map_err(|_| {
@@ -181,6 +227,7 @@ pub fn parse_envelope(bytes: &[u8]) -> Result<EvidenceEnvelope, EvidenceError> {
         payload,
         session_public_key,
         x5chain,
+        fresh,
         tbs,
         signature,
     })
@@ -229,6 +276,7 @@ fn check_critical(protected: &Value) -> Result<(), EvidenceError> {
         iana::HeaderParameter::ContentType.to_i64(),
         labels::SESSION_KEY,
         labels::X5CHAIN,
+        labels::FRESH_QUOTE,
     ]
     .map(Value::from);
     for label in critical {
@@ -412,9 +460,10 @@ fn check_unprotected(unprotected: &Header, protected: &Header) -> Result<(), Evi
         || !unprotected.crit.is_empty()
         || find_rest(unprotected, labels::SESSION_KEY).is_some()
         || find_rest(unprotected, labels::X5CHAIN).is_some()
+        || find_rest(unprotected, labels::FRESH_QUOTE).is_some()
     {
         return Err(malformed(
-            "alg, crit, the session key and x5chain must be in the protected header",
+            "alg, crit, the session key, x5chain and the hardware-fresh quote must be in the protected header",
         ));
     }
     let protected_labels = header_labels(protected);

@@ -57,6 +57,16 @@ pub enum EvidenceError {
     NodeChain(String),
     #[error("the node SVID does not match the evidence: {0}")]
     NodeMismatch(String),
+    #[error("the policy requires hardware-fresh evidence, and this evidence carries no TPM quote")]
+    NotHardwareFresh,
+    #[error("the hardware-fresh quote's AK is refused: {0}")]
+    FreshAk(String),
+    #[error("the hardware-fresh inclusion proof is refused: {0}")]
+    FreshProof(String),
+    #[error("the hardware-fresh quote is refused: {0}")]
+    FreshQuote(String),
+    #[error("the quoted PCRs do not satisfy the policy: {0}")]
+    PcrPolicy(String),
     #[error("invalid verification policy: {0}")]
     InvalidPolicy(String),
 }

@@ -13,11 +13,14 @@ mod cbor;
 mod claims;
 mod cose;
 mod error;
+mod fresh;
 
 #[cfg(test)]
 mod claims_test;
 #[cfg(test)]
 mod cose_test;
+#[cfg(test)]
+mod fresh_test;
 #[cfg(test)]
 mod header_test;
 #[cfg(test)]
@@ -25,10 +28,14 @@ mod never_panics_test;
 
 pub use claims::{BinaryClaim, EvidenceClaims, HostClaims};
 pub use cose::{
-    parse_envelope, parse_evidence, sign_certified_evidence, sign_evidence, EvidenceEnvelope,
-    ParsedEvidence,
+    parse_envelope, parse_evidence, sign_certified_evidence, sign_evidence, sign_payload,
+    EvidenceEnvelope, Headers, ParsedEvidence,
 };
 pub use error::EvidenceError;
+pub use fresh::{
+    FreshPcr, FreshQuote, MAX_FRESH_BLOB, MAX_FRESH_LEAVES, MAX_FRESH_PCRS, MAX_FRESH_PROOF,
+    MAX_PCR_VALUE,
+};
 
 /// Shortest nonce a verifier may ask for: below 64 bits a replay becomes guessable.
 pub const NONCE_MIN: usize = 8;
@@ -79,6 +86,9 @@ pub mod labels {
     /// Protected header parameter `x5chain` (RFC 9360): the node SVID that
     /// certifies the session key, then any intermediates, as DER.
     pub const X5CHAIN: i64 = 33;
+    /// Protected header parameter holding the hardware-fresh TPM quote and
+    /// this evidence's Merkle inclusion proof (docs/evidence.md). Private use.
+    pub const FRESH_QUOTE: i64 = -65538;
 }
 
 /// Most certificates an `x5chain` may hold: a node SVID and intermediates.

@@ -2,11 +2,14 @@
 //! docs/evidence.md): signature first, then key trust, then the claims
 //! against the relying party's policy.
 
+mod fresh;
 mod node;
 mod policy;
 
 #[cfg(test)]
 mod evidence_test;
+#[cfg(test)]
+mod fresh_test;
 #[cfg(test)]
 mod node_test;
 #[cfg(test)]
@@ -21,7 +24,8 @@ use ring::signature::{UnparsedPublicKey, ECDSA_P256_SHA256_FIXED};
 use crate::der;
 
 pub use attestd_proto::evidence::EvidenceError;
-pub use node::{NodeTrust, VerifiedNode};
+pub use fresh::{FreshPolicy, VerifiedFresh};
+pub use node::{ak_name_extension_value, NodeTrust, VerifiedNode, AK_NAME_OID, AK_NAME_OID_DOTTED};
 
 /// What the relying party requires of evidence. There is no default: each
 /// field is a decision the caller must make.
@@ -51,6 +55,11 @@ pub struct EvidencePolicy {
     pub node_trust: Option<NodeTrust>,
     /// Selectors the evidence must all carry.
     pub required_selectors: Vec<String>,
+    /// When set, the evidence must be hardware-fresh: carry a TPM quote made
+    /// after the request, by the AK the node SVID names, over a batch that
+    /// includes this evidence (docs/evidence.md). Needs `node_trust`, which
+    /// is what ties the AK to an attested node.
+    pub hardware_fresh: Option<FreshPolicy>,
 }
 
 /// Evidence that passed every check of the policy.
@@ -61,15 +70,17 @@ pub struct VerifiedEvidence {
     pub session_key_spki: Vec<u8>,
     /// The attested node, when the policy asked for `node_trust`.
     pub node: Option<VerifiedNode>,
+    /// The verified quote, when the policy asked for hardware-fresh evidence.
+    pub fresh: Option<VerifiedFresh>,
 }
 
 /// Verifies attestd evidence against `policy`.
 ///
 /// Order matters: size and structure, then the ES256 signature over the
 /// Sig_structure, then key trust (pins, node SVID chain); only signed bytes
-/// from a trusted key are
-/// decoded as claims, which are then held to the nonce, time window,
-/// audience and selectors.
+/// from a trusted key are decoded as claims, which are then held to the
+/// nonce, time window, audience and selectors. Hardware-fresh evidence is
+/// checked last: the AK, the inclusion proof, the quote and its PCRs.
 pub fn verify_evidence(
     bytes: &[u8],
     policy: &EvidencePolicy,
@@ -80,6 +91,12 @@ pub fn verify_evidence(
         return Err(EvidenceError::InvalidPolicy(format!(
             "expected nonce is {nonce_len} bytes; {NONCE_MIN} to {NONCE_MAX} are allowed"
         )));
+    }
+    if policy.hardware_fresh.is_some() && policy.node_trust.is_none() {
+        return Err(EvidenceError::InvalidPolicy(
+            "hardware-fresh evidence needs node_trust: only the node SVID says which AK is the node's"
+                .to_owned(),
+        ));
     }
 
     let envelope = parse_envelope(bytes)?;
@@ -110,10 +127,27 @@ pub fn verify_evidence(
     policy::check_issued_at(claims.issued_at, policy)?;
     policy::check_audience(claims.audience.as_deref(), policy.audience.as_deref())?;
     policy::check_selectors(&claims.selectors, &policy.required_selectors)?;
+    let fresh = match (&policy.hardware_fresh, &node) {
+        (Some(fresh_policy), Some(node)) => {
+            let header = envelope
+                .fresh
+                .as_ref()
+                .ok_or(EvidenceError::NotHardwareFresh)?;
+            Some(fresh::check_fresh(
+                header,
+                node,
+                &envelope.payload,
+                &claims.nonce,
+                fresh_policy,
+            )?)
+        }
+        _ => None,
+    };
     Ok(VerifiedEvidence {
         claims,
         session_key_spki,
         node,
+        fresh,
     })
 }
 

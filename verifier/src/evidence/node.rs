@@ -12,6 +12,30 @@ use x509_parser::extensions::GeneralName;
 /// Path under the trust domain that the issuer gives node SVIDs.
 const NODE_PATH: &str = "/attestd/node/";
 
+/// The attested-AK extension of a node SVID: the TPM Name (nameAlg ‖ digest
+/// of the public area) of the AK the issuer activated and whose quote it
+/// verified. Hardware-fresh evidence is accepted only from that AK. The OID is
+/// in Microsoft's GUID arc (see `attestd_issuer::node_selectors`) for the UUID
+/// f40cf040-7208-48e2-8df2-0c6ab24d69a4, generated once for attestd. Its value
+/// is a DER OCTET STRING; the extension is not critical.
+pub const AK_NAME_OID: &[u64] = &[
+    1, 2, 840, 113556, 1, 8000, 2554, 62476, 61504, 29192, 18658, 36338, 813746, 5073316,
+];
+/// [`AK_NAME_OID`] in dotted form.
+pub const AK_NAME_OID_DOTTED: &str =
+    "1.2.840.113556.1.8000.2554.62476.61504.29192.18658.36338.813746.5073316";
+/// Longest TPM Name: a 2-byte algorithm and a SHA-512 digest.
+const MAX_AK_NAME: usize = 66;
+
+/// The DER value of the attested-AK extension for `name`.
+pub fn ak_name_extension_value(name: &[u8]) -> Vec<u8> {
+    let mut value = Vec::with_capacity(name.len() + 2);
+    value.push(0x04);
+    value.push(name.len().min(MAX_AK_NAME) as u8);
+    value.extend_from_slice(&name[..name.len().min(MAX_AK_NAME)]);
+    value
+}
+
 /// Signature algorithms accepted on node SVID chains. The issuer signs with
 /// ECDSA P-256; the others allow an operator's own CA hierarchy above it.
 const ALGORITHMS: &[&dyn SignatureVerificationAlgorithm] = &[
@@ -84,6 +108,9 @@ pub struct VerifiedNode {
     pub ek_hash: [u8; 32],
     /// The node SVID's notAfter, seconds since the Unix epoch.
     pub not_after: i64,
+    /// The TPM Name of the AK the issuer attested, from the attested-AK
+    /// extension ([`AK_NAME_OID`]); `None` when the SVID has none.
+    pub ak_name: Option<Vec<u8>>,
 }
 
 impl VerifiedNode {
@@ -143,7 +170,36 @@ pub(super) fn check_node_chain(
         spiffe_id,
         ek_hash,
         not_after: certificate.validity().not_after.timestamp(),
+        ak_name: attested_ak_name(&certificate)?,
     })
+}
+
+/// The attested-AK extension's TPM Name: one extension at most, holding a
+/// DER OCTET STRING (short-form length) of 3 to [`MAX_AK_NAME`] bytes.
+fn attested_ak_name(
+    certificate: &x509_parser::certificate::X509Certificate<'_>,
+) -> Result<Option<Vec<u8>>, EvidenceError> {
+    let mismatch = |reason: &str| EvidenceError::NodeMismatch(reason.to_owned());
+    let mut found = certificate
+        .extensions()
+        .iter()
+        .filter(|extension| extension.oid.to_id_string() == AK_NAME_OID_DOTTED);
+    let Some(extension) = found.next() else {
+        return Ok(None);
+    };
+    if found.next().is_some() {
+        return Err(mismatch("the node SVID names its AK twice"));
+    }
+    match extension.value {
+        [0x04, len, name @ ..]
+            if usize::from(*len) == name.len() && (3..=MAX_AK_NAME).contains(&name.len()) =>
+        {
+            Ok(Some(name.to_vec()))
+        }
+        _ => Err(mismatch(
+            "the node SVID's attested-AK extension is not an OCTET STRING holding a TPM Name",
+        )),
+    }
 }
 
 /// An X.509-SVID has exactly one URI SAN (SPIFFE X509-SVID §2).

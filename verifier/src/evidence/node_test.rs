@@ -12,16 +12,16 @@ use rcgen::{
 use super::test_support::{claims, policy, SessionKey, NOW};
 use super::{verify_evidence, EvidenceError, EvidencePolicy, NodeTrust};
 
-const TRUST_DOMAIN: &str = "example.org";
+pub(super) const TRUST_DOMAIN: &str = "example.org";
 const EK_HASH: [u8; 32] = [0x11; 32];
 
-struct Ca {
+pub(super) struct Ca {
     key: KeyPair,
     cert: rcgen::Certificate,
 }
 
 impl Ca {
-    fn root(name: &str) -> Ca {
+    pub(super) fn root(name: &str) -> Ca {
         let key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256).expect("key");
         let cert = ca_params(name).self_signed(&key).expect("self-signs");
         Ca { key, cert }
@@ -39,12 +39,12 @@ impl Ca {
         self.cert.der().to_vec()
     }
 
-    fn trust(&self) -> NodeTrust {
+    pub(super) fn trust(&self) -> NodeTrust {
         NodeTrust::new(&[self.der()], TRUST_DOMAIN).expect("trust")
     }
 
     /// A node SVID as the issuer makes it, with `change` applied first.
-    fn svid_with(
+    pub(super) fn svid_with(
         &self,
         key: &SessionKey,
         uris: &[String],
@@ -72,7 +72,7 @@ impl Ca {
             .to_vec()
     }
 
-    fn svid(&self, key: &SessionKey) -> Vec<u8> {
+    pub(super) fn svid(&self, key: &SessionKey) -> Vec<u8> {
         self.svid_with(key, &[node_id()], |_| {})
     }
 }
@@ -89,7 +89,7 @@ fn ca_params(name: &str) -> CertificateParams {
     params
 }
 
-fn node_id() -> String {
+pub(super) fn node_id() -> String {
     format!(
         "spiffe://{TRUST_DOMAIN}/attestd/node/{}",
         hex::encode(EK_HASH)

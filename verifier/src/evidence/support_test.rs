@@ -150,5 +150,6 @@ pub(super) fn policy() -> EvidencePolicy {
         trusted_keys: None,
         node_trust: None,
         required_selectors: vec!["unix:uid:1000".to_owned()],
+        hardware_fresh: None,
     }
 }
