@@ -21,6 +21,7 @@ use crate::api::service::{AttestationService, EvidenceMaker};
 use crate::api::socket::{self, SocketError};
 use crate::api::spiffe::WorkloadApiService;
 use crate::config::Config;
+use crate::fresh::FreshQuoter;
 use crate::identity::{Identities, IssuerHealth};
 use crate::node::{keep_attested, Backoff, IssuerClient, LogPaths, NodeAttester, NodeState};
 use crate::signer::{EvidenceSigner, SignerError};
@@ -43,6 +44,8 @@ pub enum RunError {
     Server(#[from] tonic::transport::Error),
     #[error("issuer: {0}")]
     Issuer(String),
+    #[error("configuration: {0}")]
+    Config(String),
 }
 
 /// The pieces of a daemon; tests add attestors before `serve`.
@@ -110,6 +113,18 @@ impl Daemon {
             config.attestors.deadline(),
         ));
         let signer = Arc::new(EvidenceSigner::generate()?);
+        let fresh = match &tpm {
+            Some((tpm, _)) => Some(Arc::new(FreshQuoter::spawn(
+                tpm.clone(),
+                config
+                    .tpm
+                    .fresh_pcrs
+                    .parse()
+                    .map_err(|e: String| RunError::Config(format!("tpm.fresh_pcrs: {e}")))?,
+                config.tpm.fresh_max_batch,
+            ))),
+            None => None,
+        };
         let node = match (&config.issuer.url, tpm) {
             (Some(url), Some((tpm, ek_algorithm))) => Some(node_attestation(
                 &config,
@@ -126,8 +141,13 @@ impl Daemon {
             ueid,
             node_state.clone(),
             workload.host(),
+            fresh,
         ));
-        let service = AttestationService::new(workload.clone(), evidence.clone());
+        let service = AttestationService::new(
+            workload.clone(),
+            evidence.clone(),
+            config.api.request_timeout(),
+        );
         let identities = node.as_ref().map(|node| {
             Identities::new(
                 node.issuer.identity(),

@@ -4,6 +4,7 @@
 pub mod api;
 pub mod config;
 pub mod daemon;
+pub mod fresh;
 pub mod identity;
 pub mod node;
 pub mod signer;

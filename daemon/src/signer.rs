@@ -1,7 +1,9 @@
 //! The daemon's session key: an ECDSA P-256 key made at start-up that lives only in
 //! this process's memory, and signs evidence as ES256 COSE_Sign1.
 
-use attestd_proto::evidence::{sign_certified_evidence, EvidenceClaims, EvidenceError};
+use attestd_proto::evidence::{
+    sign_certified_evidence, sign_payload, EvidenceClaims, EvidenceError, FreshQuote, Headers,
+};
 use ring::rand::SystemRandom;
 use ring::signature::{EcdsaKeyPair, KeyPair, ECDSA_P256_SHA256_FIXED_SIGNING};
 
@@ -44,11 +46,33 @@ impl EvidenceSigner {
     ) -> Result<Vec<u8>, SignerError> {
         let evidence =
             sign_certified_evidence(claims, self.public_key(), node_chain, |to_be_signed| {
-                self.key
-                    .sign(&self.rng, to_be_signed)
-                    .map(|signature| signature.as_ref().to_vec())
-                    .map_err(|_| EvidenceError::Signing("ECDSA P-256 signing failed".into()))
+                self.sign_raw(to_be_signed)
             })?;
+        Ok(evidence)
+    }
+
+    fn sign_raw(&self, to_be_signed: &[u8]) -> Result<Vec<u8>, EvidenceError> {
+        self.key
+            .sign(&self.rng, to_be_signed)
+            .map(|signature| signature.as_ref().to_vec())
+            .map_err(|_| EvidenceError::Signing("ECDSA P-256 signing failed".into()))
+    }
+
+    /// A tagged COSE_Sign1 over an encoded claims set, with the
+    /// hardware-fresh quote whose batch holds that payload's leaf.
+    pub fn sign_fresh(
+        &self,
+        payload: Vec<u8>,
+        node_chain: &[Vec<u8>],
+        fresh: &FreshQuote,
+    ) -> Result<Vec<u8>, SignerError> {
+        let headers = Headers {
+            x5chain: node_chain,
+            fresh: Some(fresh),
+        };
+        let evidence = sign_payload(payload, self.public_key(), &headers, |to_be_signed| {
+            self.sign_raw(to_be_signed)
+        })?;
         Ok(evidence)
     }
 }

@@ -82,6 +82,7 @@ fn mint(c: &mut Criterion) {
             session_key.public_key().as_ref(),
             Duration::from_secs(3600),
             &node_selectors,
+            None,
         )
         .unwrap()
         .der;

@@ -397,6 +397,7 @@ fn node_verify(c: &mut Criterion) {
                 &kind.challenge_request.session_public_key,
                 Duration::from_secs(3600),
                 &selectors,
+                None,
             )
             .unwrap()
         })

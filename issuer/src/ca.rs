@@ -215,18 +215,22 @@ impl Ca {
         session_key: &[u8],
         ttl: Duration,
     ) -> Result<Issued, CaError> {
-        self.issue_node_svid(spiffe_id, session_key, ttl, &[])
+        self.issue_node_svid(spiffe_id, session_key, ttl, &[], None)
     }
 
     /// A node SVID: an X.509-SVID for `session_key` (uncompressed SEC1
     /// P-256) naming `spiffe_id`, carrying `node_selectors` in the
-    /// node-selector extension ([`crate::node_selectors`]) when there are any.
+    /// node-selector extension ([`crate::node_selectors`]) when there are any,
+    /// and the attested AK's TPM Name in the attested-AK extension
+    /// ([`attestd_verifier::evidence::AK_NAME_OID`]), which is what lets a
+    /// verifier accept the node's hardware-fresh quotes.
     pub fn issue_node_svid(
         &self,
         spiffe_id: &str,
         session_key: &[u8],
         ttl: Duration,
         node_selectors: &[String],
+        ak_name: Option<&[u8]>,
     ) -> Result<Issued, CaError> {
         if session_key.len() != 65 || session_key[0] != 0x04 {
             return Err(CaError::BadSessionKey {
@@ -243,6 +247,14 @@ impl Ca {
             params
                 .custom_extensions
                 .push(crate::node_selectors::extension(node_selectors));
+        }
+        if let Some(name) = ak_name {
+            params
+                .custom_extensions
+                .push(rcgen::CustomExtension::from_oid_content(
+                    attestd_verifier::evidence::AK_NAME_OID,
+                    attestd_verifier::evidence::ak_name_extension_value(name),
+                ));
         }
         self.sign_leaf(params, &public, not_after)
     }

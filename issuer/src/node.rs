@@ -262,6 +262,7 @@ impl NodeService {
                 &record.session_public_key,
                 self.config.node_svid_ttl(),
                 &node_selectors,
+                Some(&ak.name()),
             )
             .map_err(|e| Status::internal(e.to_string()))?;
         info!(spiffe_id, expires_at = svid.not_after_unix, decisions = ?decisions, "node attested");

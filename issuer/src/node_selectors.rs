@@ -218,6 +218,7 @@ mod tests {
                 &session_key(),
                 Duration::from_secs(60),
                 &selectors,
+                None,
             )
             .unwrap();
         assert_eq!(read_der(&svid.der).unwrap(), selectors);

@@ -11,7 +11,10 @@ use attestd_proto::v1::{
 use tonic::{Request, Response, Status};
 use tracing::{debug, warn};
 
+use attestd_verifier::merkle;
+
 use super::socket::PeerInfo;
+use crate::fresh::FreshQuoter;
 use crate::node::NodeState;
 use crate::signer::EvidenceSigner;
 use crate::workload::{WorkloadAttestation, WorkloadAttestor, WorkloadError};
@@ -29,6 +32,8 @@ pub struct EvidenceMaker {
     /// Its node SVID certifies the signer's key; evidence carries it.
     node: Arc<NodeState>,
     host: HostClaims,
+    /// Batches hardware-fresh requests into TPM quotes; `None` without a TPM.
+    fresh: Option<Arc<FreshQuoter>>,
 }
 
 impl EvidenceMaker {
@@ -37,11 +42,13 @@ impl EvidenceMaker {
         ueid: Option<Vec<u8>>,
         node: Arc<NodeState>,
         host: &attestd_attestors::host::HostInfo,
+        fresh: Option<Arc<FreshQuoter>>,
     ) -> Self {
         EvidenceMaker {
             signer,
             ueid,
             node,
+            fresh,
             host: HostClaims {
                 hostname: host.hostname.clone(),
                 kernel: host.kernel.clone(),
@@ -88,6 +95,39 @@ impl EvidenceMaker {
             .map_err(|error| Status::internal(error.to_string()))
     }
 
+    /// Hardware-fresh evidence for `claims`: their encoding's leaf goes into
+    /// the next batch, and the evidence carries that batch's quote and this
+    /// leaf's inclusion proof. Waits at most `deadline` for the quote.
+    pub async fn sign_fresh(
+        &self,
+        claims: &EvidenceClaims,
+        deadline: std::time::Duration,
+    ) -> Result<Vec<u8>, Status> {
+        let quoter = self.fresh.as_ref().ok_or_else(|| {
+            Status::failed_precondition(
+                "hardware-fresh evidence needs a TPM, and this daemon runs without one (tpm.enabled = false)",
+            )
+        })?;
+        let payload = claims
+            .to_cbor()
+            .map_err(|error| Status::internal(error.to_string()))?;
+        let leaf = merkle::leaf_hash(&claims.nonce, &merkle::claims_digest(&payload))
+            .map_err(|error| Status::invalid_argument(error.to_string()))?;
+        let fresh = tokio::time::timeout(deadline, quoter.quote(leaf))
+            .await
+            .map_err(|_| Status::deadline_exceeded("no TPM quote within the request deadline"))?
+            .map_err(|error| Status::unavailable(error.to_string()))?;
+        let node_svid = self.node.current_svid();
+        let node_chain = node_svid.as_ref().map_or(&[][..], |svid| &svid.chain[..]);
+        self.signer
+            .sign_fresh(payload, node_chain, &fresh)
+            .map_err(|error| Status::internal(error.to_string()))
+    }
+
+    pub fn fresh(&self) -> Option<&FreshQuoter> {
+        self.fresh.as_deref()
+    }
+
     pub fn node(&self) -> &NodeState {
         &self.node
     }
@@ -96,11 +136,21 @@ impl EvidenceMaker {
 pub struct AttestationService {
     workload: Arc<WorkloadAttestor>,
     evidence: Arc<EvidenceMaker>,
+    /// The request deadline, which bounds the wait for a hardware-fresh quote.
+    deadline: std::time::Duration,
 }
 
 impl AttestationService {
-    pub fn new(workload: Arc<WorkloadAttestor>, evidence: Arc<EvidenceMaker>) -> Self {
-        AttestationService { workload, evidence }
+    pub fn new(
+        workload: Arc<WorkloadAttestor>,
+        evidence: Arc<EvidenceMaker>,
+        deadline: std::time::Duration,
+    ) -> Self {
+        AttestationService {
+            workload,
+            evidence,
+            deadline,
+        }
     }
 }
 
@@ -171,18 +221,17 @@ impl Attestation for AttestationService {
                 "audience must be at most {MAX_AUDIENCE_BYTES} bytes of printable text"
             )));
         }
-        if request.hardware_fresh {
-            return Err(Status::unimplemented(
-                "hardware-fresh evidence is not available yet",
-            ));
-        }
         let attestation = self.workload.attest(&peer).await.map_err(|error| {
             warn!(pid = peer.pid, uid = peer.uid, %error, "attestation refused");
             status(error)
         })?;
         let audience = (!request.audience.is_empty()).then_some(request.audience);
         let claims = self.evidence.claims(&attestation, request.nonce, audience);
-        let evidence = self.evidence.sign(&claims)?;
+        let evidence = if request.hardware_fresh {
+            self.evidence.sign_fresh(&claims, self.deadline).await?
+        } else {
+            self.evidence.sign(&claims)?
+        };
         // At debug: an info line per attestation would cost a write per request
         // and flood the journal of a busy host.
         debug!(

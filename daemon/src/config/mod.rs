@@ -7,7 +7,7 @@ mod layers;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use attestd_attestors::tpm::{AkAlgorithm, EkAlgorithm, Tcti};
+use attestd_attestors::tpm::{AkAlgorithm, EkAlgorithm, PcrSelection, Tcti};
 use serde::Deserialize;
 
 pub use layers::{load, ConfigError, ConfigProblem, ConfigSources};
@@ -122,6 +122,10 @@ pub struct TpmSection {
     pub state_dir: PathBuf,
     pub ek_algorithm: String,
     pub ak_algorithm: String,
+    /// PCRs that hardware-fresh quotes cover, as tpm2-tools writes them.
+    pub fresh_pcrs: String,
+    /// Most requests one hardware-fresh quote answers (1 to 65536).
+    pub fresh_max_batch: usize,
 }
 
 impl Default for TpmSection {
@@ -132,6 +136,8 @@ impl Default for TpmSection {
             state_dir: PathBuf::from("/var/lib/attestd"),
             ek_algorithm: EkAlgorithm::Rsa2048.to_string(),
             ak_algorithm: AkAlgorithm::EccP256.to_string(),
+            fresh_pcrs: "sha256:0,1,2,3,4,5,6,7".to_owned(),
+            fresh_max_batch: crate::fresh::DEFAULT_MAX_BATCH,
         }
     }
 }
@@ -305,6 +311,15 @@ impl Config {
         }
         if let Err(e) = self.tpm.ak_algorithm.parse::<AkAlgorithm>() {
             problems.push(("tpm.ak_algorithm".into(), e));
+        }
+        if let Err(e) = self.tpm.fresh_pcrs.parse::<PcrSelection>() {
+            problems.push(("tpm.fresh_pcrs".into(), e));
+        }
+        if !(1..=65_536).contains(&self.tpm.fresh_max_batch) {
+            problems.push((
+                "tpm.fresh_max_batch".into(),
+                "must be between 1 and 65536".into(),
+            ));
         }
         problems
     }

@@ -179,6 +179,7 @@ impl Node {
                 session_key.public_key().as_ref(),
                 Duration::from_secs(600),
                 &selectors,
+                None,
             )
             .unwrap();
         Node {
