@@ -57,6 +57,26 @@ fn nonces_outside_8_to_64_bytes_are_invalid_arguments() {
 }
 
 #[test]
+fn hardware_fresh_evidence_without_a_tpm_is_a_failed_precondition() {
+    let daemon = TestDaemon::start();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    block_on_with_deadline(&runtime, async {
+        let mut client = client(&daemon).await;
+        let status = client
+            .attest(AttestRequest {
+                hardware_fresh: true,
+                ..attest_request(16)
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(status.code(), tonic::Code::FailedPrecondition, "{status:?}");
+        assert!(status.message().contains("tpm.enabled"), "{status:?}");
+        // Plain evidence is still served.
+        client.attest(attest_request(16)).await.unwrap();
+    });
+}
+
+#[test]
 fn an_oversized_message_is_refused_and_the_daemon_keeps_serving() {
     let daemon = TestDaemon::start();
     let runtime = tokio::runtime::Runtime::new().unwrap();

@@ -3,7 +3,8 @@
 //! the encoder and the published schema cannot drift apart unnoticed.
 
 use attestd_proto::evidence::{
-    sign_certified_evidence, sign_evidence, BinaryClaim, EvidenceClaims, HostClaims,
+    sign_certified_evidence, sign_evidence, sign_payload, BinaryClaim, EvidenceClaims, FreshPcr,
+    FreshQuote, Headers, HostClaims,
 };
 use ciborium::value::{Integer, Value};
 use proptest::prelude::*;
@@ -107,6 +108,88 @@ fn evidence_with_a_node_svid_chain_conforms_to_the_cddl() {
         .expect("signs");
         validate("attestd-evidence", &evidence).expect("certified evidence conforms");
     }
+}
+
+fn fresh(leaf_count: u64, proof_len: usize) -> FreshQuote {
+    FreshQuote {
+        ak_public: vec![0x00; 90],
+        attest: vec![0xff; 145],
+        signature: vec![0x00; 72],
+        pcrs: (0..8)
+            .map(|index| FreshPcr {
+                bank: 0x000b,
+                index,
+                value: vec![index; 32],
+            })
+            .collect(),
+        leaf_index: leaf_count - 1,
+        leaf_count,
+        proof: vec![[0xab; 32]; proof_len],
+    }
+}
+
+#[test]
+fn hardware_fresh_evidence_conforms_to_the_cddl() {
+    for (count, proof_len) in [(1, 0), (5, 3), (65_536, 16)] {
+        let evidence = sign_payload(
+            full_claims().to_cbor().unwrap(),
+            &session_point(),
+            &Headers {
+                x5chain: &[vec![0x30; 300]],
+                fresh: Some(&fresh(count, proof_len)),
+            },
+            |_| Ok(vec![0x5a; 64]),
+        )
+        .expect("signs");
+        validate("attestd-evidence", &evidence).expect("hardware-fresh evidence conforms");
+    }
+}
+
+#[test]
+fn the_schema_rejects_a_fresh_header_that_drifts_from_it() {
+    let value = |fresh: &FreshQuote| {
+        let evidence = sign_payload(
+            full_claims().to_cbor().unwrap(),
+            &session_point(),
+            &Headers {
+                x5chain: &[],
+                fresh: Some(fresh),
+            },
+            |_| Ok(vec![0x5a; 64]),
+        )
+        .unwrap();
+        let Value::Tag(_, inner) = decode(&evidence) else {
+            panic!("not tagged")
+        };
+        let Value::Array(items) = *inner else {
+            panic!("not an array")
+        };
+        let Value::Bytes(protected) = &items[0] else {
+            panic!("protected is not a bstr")
+        };
+        let Value::Map(header) = decode(protected) else {
+            panic!("not a map")
+        };
+        header
+            .into_iter()
+            .find(|(key, _)| *key == int(-65538))
+            .map(|(_, value)| value)
+            .unwrap()
+    };
+    let good = value(&fresh(5, 3));
+    validate("attestd-fresh-quote", &encode(&good)).expect("the header conforms");
+    let Value::Map(entries) = good else { panic!() };
+    // A proof hash of 31 bytes, and a PCR index as text.
+    let mut short_hash = entries.clone();
+    short_hash[6].1 = Value::Array(vec![Value::Bytes(vec![0; 31])]);
+    assert!(validate("attestd-fresh-quote", &encode(&Value::Map(short_hash))).is_err());
+    let mut text_index = entries;
+    text_index[3].1 = Value::Array(vec![Value::Array(vec![
+        int(11),
+        Value::Text("7".into()),
+        Value::Bytes(vec![0; 32]),
+    ])]);
+    assert!(validate("attestd-fresh-quote", &encode(&Value::Map(text_index))).is_err());
 }
 
 #[test]
