@@ -4,7 +4,7 @@
 CARGO ?= cargo
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: all deps build demo test lint unit clean
+.PHONY: all deps build demo test lint unit bench clean
 
 all: build
 
@@ -30,6 +30,17 @@ test: lint
 	else \
 		$(CARGO) test --workspace --no-fail-fast; \
 	fi
+
+# The benchmark suite (docs/BENCHMARKS.md): criterion for the hot functions
+# (Merkle batches, evidence signing, binary hashing cold and warm), then the
+# load generator against a daemon on swtpm (raw quote loop, hardware-fresh
+# and selector-only Attest, RSS, start-up). About 6 minutes on 2 cores.
+CRITERION_QUICK = -- --warm-up-time 1 --measurement-time 3
+bench: deps
+	$(CARGO) bench -p attestd-verifier --bench merkle $(CRITERION_QUICK)
+	$(CARGO) bench -p attestd --bench evidence $(CRITERION_QUICK)
+	$(CARGO) bench -p attestd-attestors --bench binary_digest $(CRITERION_QUICK)
+	@bash scripts/bench-fresh.sh 10
 
 clean:
 	$(CARGO) clean

@@ -92,14 +92,32 @@ echo "## daemon: ready (socket answers) ${READY_MS} ms after start; idle RSS $(r
 # Where the idle RSS is: the largest mappings (anonymous heap/stacks vs libraries).
 awk '/^[0-9a-f]+-[0-9a-f]+ / {name = ($6 == "" ? "[anon]" : $6)} /^Rss:/ {rss[name] += $2} END {for (n in rss) if (rss[n] >= 256) printf "  %6d kB %s\n", rss[n], n}' "/proc/$DAEMON/smaps" | sort -rn | head -12
 echo "## hardware-fresh Attest (every response verified afterwards)"
-for clients in 1 16 64 256; do
+for clients in ${FRESH_CLIENTS:-1 16 64 256}; do
 	measure --clients "$clients" --hardware-fresh --bundle "$WORK/bundle.pem" --trust-domain "$TD"
 done
 echo "## selector-only Attest"
-for clients in 1 64; do
+for clients in ${SELECTOR_CLIENTS:-1 64}; do
 	measure --clients "$clients"
 done
 echo "## idle RSS after the loads: $(rss_kb "$DAEMON") kB"
+if command -v strace >/dev/null; then
+	# Syscalls the daemon makes per request, one client, 3 s under strace
+	# (which slows it down; the counts are what matter, not the rate).
+	for label in hardware-fresh selector-only; do
+		mode=""
+		[ "$label" = hardware-fresh ] && mode="--hardware-fresh --bundle $WORK/bundle.pem --trust-domain $TD"
+		strace -f -c -o "$WORK/strace.txt" -p "$DAEMON" 2>"$WORK/strace.err" &
+		tracer=$!
+		until grep -q attached "$WORK/strace.err"; do sleep 0.05; done
+		# shellcheck disable=SC2086
+		"$BIN/attestd-bench" --socket "$WORK/api.sock" --seconds 3 --clients 1 --warmup 0 $mode >"$WORK/run.txt"
+		kill -INT "$tracer"; wait "$tracer" 2>/dev/null || true
+		requests=$(sed -n 's/.* requests=\([0-9]*\) .*/\1/p' "$WORK/run.txt" | head -1)
+		echo "## syscalls per request, $label ($requests requests under strace)"
+		awk -v n="$requests" '$NF ~ /^[a-z_0-9]+$/ && $4 ~ /^[0-9]+$/ && $NF != "total" {printf "  %-16s %6.2f\n", $NF, $4 / n}' "$WORK/strace.txt" | sort -k2 -rn | head -10
+		awk -v n="$requests" '$NF == "total" {printf "  %-16s %6.2f\n", "total", $4 / n}' "$WORK/strace.txt"
+	done
+fi
 kill "$DAEMON"; wait "$DAEMON" 2>/dev/null || true
 
 echo "## start-up to ready, 5 restarts (AK and EK context reloaded from state)"
