@@ -84,6 +84,10 @@ pub struct EvidenceArgs {
     /// Who the evidence is for (optional; becomes the attestd.audience claim).
     #[arg(long, default_value = "")]
     pub audience: String,
+    /// Ask for hardware-fresh evidence: a TPM quote made after this request,
+    /// over a batch that includes it (docs/evidence.md).
+    #[arg(long)]
+    pub hardware_fresh: bool,
     /// Where to write the evidence; "-" for standard output.
     #[arg(long)]
     pub out: PathBuf,

@@ -248,6 +248,18 @@ fn verify(
         now.saturating_sub(claims.issued_at)
     );
     println!("selectors: {}", claims.selectors.join(" "));
+    if let Some(fresh) = &verified.fresh {
+        println!(
+            "hardware-fresh: quoted by the node's AK, leaf {} of {}, root {}, TPM clock {} ms",
+            fresh.leaf_index,
+            fresh.leaf_count,
+            hex::encode(fresh.root),
+            fresh.clock
+        );
+        for (bank, index, value) in fresh.pcrs.iter() {
+            println!("pcr: {bank}:{index} {}", hex::encode(value));
+        }
+    }
     if let Some(binary) = &claims.binary {
         println!(
             "binary: {} sha256:{}",

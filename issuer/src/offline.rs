@@ -37,6 +37,10 @@ pub struct OfflinePolicy {
     /// The relying party the evidence must have been made for; absent:
     /// evidence made for no particular audience.
     pub audience: Option<String>,
+    /// Require hardware-fresh evidence: a TPM quote by the node's attested AK
+    /// over a batch that includes this evidence.
+    #[serde(default)]
+    pub hardware_fresh: bool,
 }
 
 fn default_max_age() -> u64 {
@@ -129,7 +133,10 @@ impl LoadedPolicy {
             trusted_keys: None,
             node_trust: Some(self.trust.clone()),
             required_selectors: self.policy.required_selectors.clone(),
-            hardware_fresh: None,
+            hardware_fresh: self
+                .policy
+                .hardware_fresh
+                .then(attestd_verifier::evidence::FreshPolicy::default),
         };
         let verified = verify_evidence(evidence, &policy)?;
         if let Some(node) = &verified.node {

@@ -227,9 +227,60 @@ async fn concurrent_callers_each_get_verifiable_fresh_evidence() {
         }
         other => panic!("expected a PCR policy refusal, got {other:?}"),
     }
+
+    // `attestd-issuer verify`'s policy file can require the same.
+    offline_policy_requires_fresh(
+        dir.path(),
+        &issuer,
+        &socket,
+        &evidence,
+        &parsed.claims.nonce,
+    )
+    .await;
     drop(issuer);
     let _ = stop.send(());
     daemon.await.unwrap().unwrap();
+}
+
+async fn offline_policy_requires_fresh(
+    dir: &Path,
+    issuer: &TestIssuer,
+    socket: &Path,
+    fresh_evidence: &[u8],
+    fresh_nonce: &[u8],
+) {
+    use attestd_issuer::offline::{LoadedPolicy, OfflineError};
+    let path = dir.join("fresh-policy.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "trust_domain = \"{TRUST_DOMAIN}\"\nbundle = {:?}\nhardware_fresh = true\n",
+            issuer.bundle.display().to_string()
+        ),
+    )
+    .unwrap();
+    let policy = LoadedPolicy::load(&path).unwrap();
+    let verified = policy
+        .verify(fresh_evidence, fresh_nonce, attestd::node::unix_now())
+        .expect("fresh evidence passes a policy that requires it");
+    assert!(verified.fresh.is_some());
+    // Plain evidence from the same attested node does not.
+    let nonce = b"plain-evidence-nonce".to_vec();
+    let channel = attestd::api::client::connect(socket).await.unwrap();
+    let plain = AttestationClient::new(channel)
+        .attest(AttestRequest {
+            nonce: nonce.clone(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .evidence;
+    match policy.verify(&plain, &nonce, attestd::node::unix_now()) {
+        Err(OfflineError::Refused(attestd_verifier::evidence::EvidenceError::NotHardwareFresh)) => {
+        }
+        other => panic!("expected NotHardwareFresh, got {other:?}"),
+    }
 }
 
 fn tpm2_checkquote(dir: &Path, fresh: &FreshQuote, root: &[u8; 32]) {

@@ -28,7 +28,7 @@ pub async fn evidence(args: EvidenceArgs) -> Result<(), Failure> {
         .attest(AttestRequest {
             nonce: args.nonce.0.clone(),
             audience: args.audience.clone(),
-            hardware_fresh: false,
+            hardware_fresh: args.hardware_fresh,
         })
         .await
         .map_err(|status| Failure::daemon(format!("attestd refused: {}", status.message())))?;
