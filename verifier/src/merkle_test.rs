@@ -185,7 +185,7 @@ proptest! {
     /// bound by the root: a proof can also fit a larger tree with the same
     /// shape on its path. What the quote binds is the root, and so the leaf.)
     #[test]
-    fn a_proof_holds_only_for_its_own_leaf_position_and_size(
+    fn a_proof_holds_only_for_its_own_leaf_and_position(
         count in 2usize..=1000,
         pick in any::<prop::sample::Index>(),
         other in any::<prop::sample::Index>(),
