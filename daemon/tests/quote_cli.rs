@@ -42,21 +42,10 @@ fn quote_ok(swtpm: &Swtpm, state_dir: &Path, out: &Path, nonce: &str) {
 }
 
 fn checkquote(dir: &Path, nonce: &str) -> Output {
-    let mut command = Command::new("tpm2_checkquote");
-    command
-        .arg("-u")
-        .arg(dir.join("ak.pem"))
-        .arg("-m")
-        .arg(dir.join("quote.msg"))
-        .arg("-s")
-        .arg(dir.join("quote.sig"))
-        .arg("-f")
-        .arg(dir.join("quote.pcrs"))
-        .arg("-g")
-        .arg("sha256")
-        .arg("-q")
-        .arg(nonce);
-    run(command, Duration::from_secs(30))
+    run(
+        attestd_tests::tpm2_checkquote(dir, nonce),
+        Duration::from_secs(30),
+    )
 }
 
 fn keylime_checkquote(dir: &Path, nonce: &str) -> Output {

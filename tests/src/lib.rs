@@ -24,3 +24,25 @@ pub fn venv_python() -> PathBuf {
     );
     python
 }
+
+/// `tpm2_checkquote` over the files `attestd quote` writes into `dir`
+/// (`ak.pem`, `quote.msg`, `quote.sig`, `quote.pcrs`, SHA-256 bank), with
+/// `qualifying_hex` as the expected qualifying data. Callers run it as they
+/// need (with a deadline, or not).
+pub fn tpm2_checkquote(dir: &Path, qualifying_hex: &str) -> std::process::Command {
+    let mut command = std::process::Command::new("tpm2_checkquote");
+    command
+        .arg("-u")
+        .arg(dir.join("ak.pem"))
+        .arg("-m")
+        .arg(dir.join("quote.msg"))
+        .arg("-s")
+        .arg(dir.join("quote.sig"))
+        .arg("-f")
+        .arg(dir.join("quote.pcrs"))
+        .arg("-g")
+        .arg("sha256")
+        .arg("-q")
+        .arg(qualifying_hex);
+    command
+}

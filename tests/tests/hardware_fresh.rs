@@ -4,11 +4,9 @@
 //! itself, with tpm2-tools' `tpm2_checkquote`.
 
 use std::path::Path;
-use std::process::Command;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-use attestd::daemon::Daemon;
 use attestd::fresh::FreshQuoter;
 use attestd::tpm2_files::encode_pcrs;
 use attestd_attestors::tpm::{PcrBank, PcrBankValues, PcrSelection, PcrValues};
@@ -19,11 +17,12 @@ use attestd_tests::swtpm::Swtpm;
 use attestd_verifier::evidence::{verify_evidence, EvidencePolicy, FreshPolicy, NodeTrust};
 use attestd_verifier::merkle::{self, MerkleTree};
 use attestd_verifier::{verify_quote, HashAlg, TpmPublic};
-use tokio::sync::{oneshot, Semaphore};
+use tokio::sync::Semaphore;
 
 mod common;
 use common::{
-    daemon_config, issuer_config, next_outcome, open_tpm, TestIssuer, DEADLINE, TRUST_DOMAIN,
+    daemon_config, issuer_config, open_tpm, serve_until_attested, TestIssuer, DEADLINE,
+    TRUST_DOMAIN,
 };
 
 fn leaf(i: usize) -> merkle::Hash {
@@ -127,20 +126,7 @@ async fn concurrent_callers_each_get_verifiable_fresh_evidence() {
     let swtpm = Swtpm::start().unwrap();
     let config = issuer_config(dir.path(), Some(swtpm.ca()), None, "");
     let issuer = TestIssuer::start(config, dir.path()).await;
-    let bound = Daemon::new(daemon_config(dir.path(), &swtpm, &issuer))
-        .bind()
-        .await
-        .unwrap();
-    let node = bound.node_state();
-    let mut outcomes = node.outcomes();
-    let (stop, stopped) = oneshot::channel::<()>();
-    let daemon = tokio::spawn(bound.serve(async {
-        let _ = stopped.await;
-    }));
-    while node.current_svid().is_none() {
-        next_outcome(&mut outcomes).await;
-        assert!(node.last_error().is_none(), "{:?}", node.last_error());
-    }
+    let (stop, daemon) = serve_until_attested(daemon_config(dir.path(), &swtpm, &issuer)).await;
 
     let socket = dir.path().join("api.sock");
     let callers: Vec<_> = (0..32u32)
@@ -308,19 +294,7 @@ fn tpm2_checkquote(dir: &Path, fresh: &FreshQuote, root: &[u8; 32]) {
         encode_pcrs(&selection, &pcrs).unwrap(),
     )
     .unwrap();
-    let output = Command::new("tpm2_checkquote")
-        .arg("-u")
-        .arg(dir.join("ak.pem"))
-        .arg("-m")
-        .arg(dir.join("quote.msg"))
-        .arg("-s")
-        .arg(dir.join("quote.sig"))
-        .arg("-f")
-        .arg(dir.join("quote.pcrs"))
-        .arg("-g")
-        .arg("sha256")
-        .arg("-q")
-        .arg(hex::encode(root))
+    let output = attestd_tests::tpm2_checkquote(dir, &hex::encode(root))
         .output()
         .expect("tpm2_checkquote runs");
     assert!(
@@ -329,19 +303,7 @@ fn tpm2_checkquote(dir: &Path, fresh: &FreshQuote, root: &[u8; 32]) {
         String::from_utf8_lossy(&output.stderr)
     );
     // And it refuses the same quote for another root.
-    let output = Command::new("tpm2_checkquote")
-        .arg("-u")
-        .arg(dir.join("ak.pem"))
-        .arg("-m")
-        .arg(dir.join("quote.msg"))
-        .arg("-s")
-        .arg(dir.join("quote.sig"))
-        .arg("-f")
-        .arg(dir.join("quote.pcrs"))
-        .arg("-g")
-        .arg("sha256")
-        .arg("-q")
-        .arg(hex::encode([0u8; 32]))
+    let output = attestd_tests::tpm2_checkquote(dir, &hex::encode([0u8; 32]))
         .output()
         .expect("tpm2_checkquote runs");
     assert!(!output.status.success(), "another root must not pass");

@@ -8,7 +8,6 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use attestd::daemon::Daemon;
 use attestd_proto::spiffe::spiffe_workload_api_client::SpiffeWorkloadApiClient;
 use attestd_tests::swtpm::Swtpm;
 use attestd_tests::{repo_root, venv_python};
@@ -17,7 +16,8 @@ use tokio_stream::StreamExt;
 
 mod common;
 use common::{
-    daemon_config, issuer_config, next_outcome, svid_spiffe_id, TestIssuer, DEADLINE, TRUST_DOMAIN,
+    daemon_config, issuer_config, serve_until_attested, svid_spiffe_id, TestIssuer, DEADLINE,
+    TRUST_DOMAIN,
 };
 
 /// One entry: a SPIFFE ID for the processes of one uid.
@@ -55,24 +55,7 @@ impl World {
             &format!("entries = {:?}\n", entries_path.display().to_string()),
         );
         let issuer = TestIssuer::start(config, dir.path()).await;
-        let bound = Daemon::new(daemon_config(dir.path(), &swtpm, &issuer))
-            .bind()
-            .await
-            .unwrap();
-        let node = bound.node_state();
-        let mut outcomes = node.outcomes();
-        let (stop, stopped) = oneshot::channel::<()>();
-        let daemon = tokio::spawn(bound.serve(async {
-            let _ = stopped.await;
-        }));
-        while node.current_svid().is_none() {
-            next_outcome(&mut outcomes).await;
-            assert!(
-                node.last_error().is_none(),
-                "node attestation failed: {:?}",
-                node.last_error()
-            );
-        }
+        let (stop, daemon) = serve_until_attested(daemon_config(dir.path(), &swtpm, &issuer)).await;
         World {
             dir,
             _swtpm: swtpm,

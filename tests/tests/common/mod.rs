@@ -141,6 +141,33 @@ pub fn daemon_config(dir: &Path, swtpm: &Swtpm, issuer: &TestIssuer) -> DaemonCo
     config
 }
 
+/// A daemon serving `config` whose node holds its node SVID: binds, serves,
+/// and waits for the first successful node attestation (failing the test on
+/// a failed one). Send on the returned sender to stop it.
+pub async fn serve_until_attested(
+    config: DaemonConfig,
+) -> (
+    oneshot::Sender<()>,
+    tokio::task::JoinHandle<Result<(), attestd::daemon::RunError>>,
+) {
+    let bound = attestd::daemon::Daemon::new(config).bind().await.unwrap();
+    let node = bound.node_state();
+    let mut outcomes = node.outcomes();
+    let (stop, stopped) = oneshot::channel::<()>();
+    let daemon = tokio::spawn(bound.serve(async {
+        let _ = stopped.await;
+    }));
+    while node.current_svid().is_none() {
+        next_outcome(&mut outcomes).await;
+        assert!(
+            node.last_error().is_none(),
+            "node attestation failed: {:?}",
+            node.last_error()
+        );
+    }
+    (stop, daemon)
+}
+
 /// Waits for the daemon's next attestation outcome.
 pub async fn next_outcome(outcomes: &mut tokio::sync::watch::Receiver<u64>) {
     tokio::time::timeout(DEADLINE, outcomes.changed())

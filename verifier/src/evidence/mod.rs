@@ -25,7 +25,7 @@ use crate::der;
 
 pub use attestd_proto::evidence::EvidenceError;
 pub use fresh::{FreshPolicy, VerifiedFresh};
-pub use node::{ak_name_extension_value, NodeTrust, VerifiedNode, AK_NAME_OID, AK_NAME_OID_DOTTED};
+pub use node::{ak_name_extension_value, NodeTrust, VerifiedNode, AK_NAME_OID};
 
 /// What the relying party requires of evidence. There is no default: each
 /// field is a decision the caller must make.

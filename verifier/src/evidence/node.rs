@@ -21,9 +21,6 @@ const NODE_PATH: &str = "/attestd/node/";
 pub const AK_NAME_OID: &[u64] = &[
     1, 2, 840, 113556, 1, 8000, 2554, 62476, 61504, 29192, 18658, 36338, 813746, 5073316,
 ];
-/// [`AK_NAME_OID`] in dotted form.
-pub const AK_NAME_OID_DOTTED: &str =
-    "1.2.840.113556.1.8000.2554.62476.61504.29192.18658.36338.813746.5073316";
 /// Longest TPM Name: a 2-byte algorithm and a SHA-512 digest.
 const MAX_AK_NAME: usize = 66;
 
@@ -180,10 +177,12 @@ fn attested_ak_name(
     certificate: &x509_parser::certificate::X509Certificate<'_>,
 ) -> Result<Option<Vec<u8>>, EvidenceError> {
     let mismatch = |reason: &str| EvidenceError::NodeMismatch(reason.to_owned());
+    let oid = x509_parser::der_parser::asn1_rs::Oid::from(AK_NAME_OID)
+        .map_err(|_| mismatch("the attested-AK OID does not encode"))?;
     let mut found = certificate
         .extensions()
         .iter()
-        .filter(|extension| extension.oid.to_id_string() == AK_NAME_OID_DOTTED);
+        .filter(|extension| extension.oid == oid);
     let Some(extension) = found.next() else {
         return Ok(None);
     };
