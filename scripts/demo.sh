@@ -74,7 +74,7 @@ echo "   TCTI $TCTI (pid $SWTPM_PID)"
 export ATTESTD_TCTI="$TCTI" ATTESTD_STATE_DIR="$WORK/state"
 
 step "3. attestd reads the EK and verifies its certificate chain"
-"$ATTESTD" ek --out "$WORK/ek" \
+"$ATTESTD" ek show --out "$WORK/ek" \
 	--roots "$WORK/ca/swtpm-localca-rootca-cert.pem" \
 	--intermediates "$WORK/ca/issuercert.pem" | sed 's/^/   /'
 

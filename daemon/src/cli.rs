@@ -32,6 +32,9 @@ pub struct LogArgs {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the daemon: attest callers on the API socket until SIGTERM or SIGINT.
+    /// SIGHUP re-reads the configuration: a valid one restarts the service with
+    /// it, an invalid one is logged and the running one stays. Tells systemd
+    /// (Type=notify) READY, RELOADING and STOPPING.
     Run(ConfigArgs),
     /// Check a configuration (all layers) and print every problem with its file,
     /// line and key. Exits 0 when valid, 64 otherwise.
@@ -53,8 +56,17 @@ pub enum Command {
     /// tpm2_checkquote -u DIR/ak.pem -m DIR/quote.msg -s DIR/quote.sig
     /// -f DIR/quote.pcrs -g sha256 -q NONCE
     Quote(QuoteArgs),
-    /// Print the EK's public key hash and certificate details, and write them to --out.
-    Ek(EkArgs),
+    /// The TPM's endorsement key: what the issuer enrols.
+    #[command(subcommand)]
+    Ek(EkCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum EkCommand {
+    /// Print the EK's hash (the line for the issuer's EK allowlist) and its
+    /// certificate (subject, issuer, validity, PEM); optionally verify the
+    /// certificate against the roots the issuer will trust, and write the files to --out.
+    Show(EkArgs),
 }
 
 #[derive(Debug, Args)]
@@ -126,11 +138,12 @@ pub struct QuoteArgs {
 
 #[derive(Debug, Args)]
 pub struct EkArgs {
-    #[command(flatten)]
-    pub tpm: TpmArgs,
-    /// Which EK to read; defaults to the one that parents the AK.
-    #[arg(long)]
-    pub algorithm: Option<EkAlgorithm>,
+    /// Which TPM: device:/dev/tpmrm0, swtpm:host=H,port=P, or tabrmd[:bus_type=session].
+    #[arg(long, env = "ATTESTD_TCTI", default_value_t = Tcti::default())]
+    pub tcti: Tcti,
+    /// Which EK: the daemon's `tpm.ek_algorithm` (rsa2048, ecc-p256 or ecc-p384).
+    #[arg(long, default_value_t = EkAlgorithm::Rsa2048)]
+    pub ek_algorithm: EkAlgorithm,
     /// Output directory for ek.pub, ek-cert.der and ek-chain-N.der (created if missing).
     #[arg(long)]
     pub out: Option<PathBuf>,

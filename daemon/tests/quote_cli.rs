@@ -343,3 +343,72 @@ fn oversized_nonce_is_refused_before_touching_the_tpm() {
         "no AK should be created"
     );
 }
+
+/// `attestd ek show` prints the allowlist line the issuer wants and the EK
+/// certificate; openssl, reading only the printed PEM, must find the same hash
+/// (SHA-256 of the certified key's SubjectPublicKeyInfo) and the same subject.
+#[test]
+fn ek_show_prints_the_allowlist_hash_and_the_certificate_openssl_agrees_with() {
+    let swtpm = Swtpm::start().unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let mut command = Command::new(env!("CARGO_BIN_EXE_attestd"));
+    command
+        .args(["ek", "show", "--tcti", &swtpm.tcti(), "--roots"])
+        .arg(swtpm.ca().root_cert_pem())
+        .arg("--intermediates")
+        .arg(swtpm.ca().intermediate_cert_pem());
+    let output = run(command, Duration::from_secs(60));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(stdout.contains("verified     attestd-verifier"), "{stdout}");
+    let field = |name: &str| {
+        stdout
+            .lines()
+            .find_map(|line| line.trim_start().strip_prefix(name))
+            .map(str::trim)
+            .unwrap_or_else(|| panic!("no {name} line in {stdout}"))
+            .to_owned()
+    };
+    let allowlist = field("allowlist ");
+    assert_eq!(field("public key "), format!("sha256:{allowlist}"));
+
+    let pem_start = stdout.find("-----BEGIN CERTIFICATE-----").expect("PEM");
+    let pem_path = work.path().join("ek.pem");
+    std::fs::write(&pem_path, &stdout[pem_start..]).unwrap();
+    let openssl = |args: &[&str], input: Option<&[u8]>| -> Vec<u8> {
+        use std::io::Write;
+        let mut child = Command::new("openssl")
+            .args(args)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(input.unwrap_or_default())
+            .unwrap();
+        let output = child.wait_with_output().unwrap();
+        assert!(output.status.success(), "openssl {args:?}");
+        output.stdout
+    };
+    let pem_arg = pem_path.to_str().unwrap();
+    let spki_pem = openssl(&["x509", "-in", pem_arg, "-noout", "-pubkey"], None);
+    let spki_der = openssl(&["pkey", "-pubin", "-outform", "DER"], Some(&spki_pem));
+    assert_eq!(allowlist, common::sha256_hex(&spki_der));
+    let subject = String::from_utf8(openssl(
+        &["x509", "-in", pem_arg, "-noout", "-issuer"],
+        None,
+    ))
+    .unwrap();
+    assert!(
+        subject.contains("swtpm-localca"),
+        "openssl reads the issuer from the printed PEM: {subject}"
+    );
+    assert!(field("issuer ").contains("swtpm-localca"), "{stdout}");
+}

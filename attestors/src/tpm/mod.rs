@@ -107,6 +107,25 @@ impl Tpm {
         })
     }
 
+    /// Reads one EK (public area, certificate, chain) without an AK or a state
+    /// directory: for `attestd ek show`, which must not create files that the
+    /// service, perhaps running as another user, would then find.
+    pub async fn read_ek(
+        tcti: Tcti,
+        algorithm: EkAlgorithm,
+        timeout: std::time::Duration,
+    ) -> Result<EkInfo, TpmError> {
+        let read = tokio::task::spawn_blocking(move || {
+            TpmSession::new(tcti, algorithm).ek_info(algorithm)
+        });
+        tokio::time::timeout(timeout, read)
+            .await
+            .map_err(|_| TpmError::Timeout {
+                seconds: timeout.as_secs(),
+            })?
+            .map_err(|_| TpmError::OwnerGone)?
+    }
+
     /// The AK's public area and name (fixed for the life of the state directory).
     pub fn ak(&self) -> &AkInfo {
         &self.ak

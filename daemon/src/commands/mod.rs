@@ -9,7 +9,7 @@ use std::fmt::Display;
 
 use attestd_attestors::tpm::{Tpm, TpmConfig, TpmError};
 
-use crate::cli::{Command, TpmArgs};
+use crate::cli::{Command, EkCommand, TpmArgs};
 
 /// A failed command: what to tell the operator and which sysexits code to return.
 pub struct Failure {
@@ -75,7 +75,7 @@ pub async fn run(command: Command) -> Result<(), Failure> {
         Command::Describe(args) => evidence::describe(args).await,
         Command::Healthcheck(args) => evidence::healthcheck(args).await,
         Command::Quote(args) => quote::run(args).await,
-        Command::Ek(args) => ek::run(args).await,
+        Command::Ek(EkCommand::Show(args)) => ek::show(args).await,
     }
 }
 
