@@ -4,7 +4,7 @@
 CARGO ?= cargo
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: all deps build demo test lint unit bench clean
+.PHONY: all deps build demo test lint unit bench clean package package-test
 
 all: build
 
@@ -41,6 +41,16 @@ bench: deps
 	$(CARGO) bench -p attestd --bench evidence $(CRITERION_QUICK)
 	$(CARGO) bench -p attestd-attestors --bench binary_digest $(CRITERION_QUICK)
 	@bash scripts/bench-fresh.sh 10
+
+# The Debian packages attestd and attestd-issuer, into target/debian/
+# (docs/packaging.md). Installs cargo-deb 3.8.0 if it is missing.
+package: deps
+	@bash packaging/build-deb.sh
+
+# Installs both packages into a clean Debian 12 root (debootstrap, cached in
+# target/pkg-test), checks them, then purges them. Needs root and the Debian mirror.
+package-test: package
+	@bash packaging/test-install.sh
 
 clean:
 	$(CARGO) clean

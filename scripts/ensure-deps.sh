@@ -8,6 +8,7 @@ set -euo pipefail
 readonly APT_PACKAGES=(
     swtpm swtpm-tools tpm2-tools libtss2-dev
     protobuf-compiler pkg-config python3-venv openssl
+    dpkg-dev
 )
 
 REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
