@@ -223,6 +223,11 @@ fn node_attestation(
 }
 
 impl BoundDaemon {
+    /// The workload SVID cache (None without an issuer), for its statistics.
+    pub fn identities(&self) -> Option<Arc<Identities>> {
+        self.identities.clone()
+    }
+
     /// The node's standing with the issuer (its node SVID, or the last error).
     pub fn node_state(&self) -> Arc<NodeState> {
         self.node_state.clone()

@@ -7,7 +7,8 @@
 //! made here, live only in this process's memory, and leave it only towards
 //! the workload they were made for.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -22,6 +23,7 @@ use tonic::Status;
 use tracing::{debug, info, warn};
 use zeroize::Zeroizing;
 
+use crate::api::peer::Peer;
 use crate::api::service::{unix_now, EvidenceMaker};
 use crate::node::renew_after;
 use crate::workload::WorkloadAttestation;
@@ -140,7 +142,11 @@ struct X509Slot {
     last_used: std::sync::atomic::AtomicI64,
     /// Serialises mints for this selector set.
     minting: tokio::sync::Mutex<()>,
-    rotating: std::sync::atomic::AtomicBool,
+    rotating: AtomicBool,
+    /// Set when the last process holding these SVIDs exited: nothing renews
+    /// them any more, and `dropped_notice` wakes the rotation task to end.
+    dropped: AtomicBool,
+    dropped_notice: tokio::sync::Notify,
 }
 
 type JwtKey = (SelectorKey, Vec<String>, String);
@@ -158,6 +164,25 @@ pub struct Identities {
     revision: watch::Sender<String>,
     health: watch::Sender<IssuerHealth>,
     rng: SystemRandom,
+    /// The live processes each selector set's credentials were fetched by,
+    /// as (pid, start time): when the last one exits, the set's cache
+    /// entries go.
+    holders: Mutex<HashMap<SelectorKey, HashSet<(i32, u64)>>>,
+    stats: IdentityStats,
+}
+
+/// Counters of the credential cache, for operators and tests.
+#[derive(Debug, Default)]
+pub struct IdentityStats {
+    /// X.509 mints sent to the issuer (first mints and renewals).
+    pub x509_mints: AtomicU64,
+    /// JWT mints sent to the issuer.
+    pub jwt_mints: AtomicU64,
+    /// Processes that held credentials and exited.
+    pub processes_exited: AtomicU64,
+    /// Cache entries (X.509 sets and JWT sets) dropped because the last
+    /// process holding them exited.
+    pub entries_dropped: AtomicU64,
 }
 
 impl Identities {
@@ -178,7 +203,88 @@ impl Identities {
             revision: watch::channel(String::new()).0,
             health: watch::channel(IssuerHealth::Unknown).0,
             rng: SystemRandom::new(),
+            holders: Mutex::default(),
+            stats: IdentityStats::default(),
         })
+    }
+
+    pub fn stats(&self) -> &IdentityStats {
+        &self.stats
+    }
+
+    /// How many JWT-SVID sets are cached, and for how many selector sets
+    /// live processes hold credentials.
+    pub fn jwt_cached_and_held(&self) -> (usize, usize) {
+        (lock(&self.jwt).len(), lock(&self.holders).len())
+    }
+
+    /// Ties a selector set's credentials to `peer`: they stay cached and are
+    /// renewed only while some process that fetched them lives. The first
+    /// fetch by a process starts one task that waits on its pidfd.
+    fn hold(self: &Arc<Self>, key: SelectorKey, peer: &Peer) {
+        let process = (peer.pid, peer.start_time_ticks);
+        if !lock(&self.holders).entry(key).or_default().insert(process) {
+            return;
+        }
+        let watch = match peer.exit_watch() {
+            Ok(watch) => watch,
+            Err(error) => {
+                // Cannot watch it: forget it now rather than hold its
+                // credentials for ever.
+                warn!(pid = peer.pid, %error, "cannot watch a workload process for its exit");
+                self.release(key, process);
+                return;
+            }
+        };
+        let this = Arc::downgrade(self);
+        tokio::spawn(async move {
+            watch.exited().await;
+            if let Some(this) = this.upgrade() {
+                this.release(key, process);
+            }
+        });
+    }
+
+    /// `process` exited: when it was the last holder of `key`'s credentials,
+    /// drops them, ends their renewal, and says so.
+    fn release(&self, key: SelectorKey, process: (i32, u64)) {
+        self.stats.processes_exited.fetch_add(1, Ordering::Relaxed);
+        {
+            let mut holders = lock(&self.holders);
+            let Some(set) = holders.get_mut(&key) else {
+                return;
+            };
+            set.remove(&process);
+            if !set.is_empty() {
+                debug!(
+                    pid = process.0,
+                    "workload process exited; others still hold its SVIDs"
+                );
+                return;
+            }
+            holders.remove(&key);
+        }
+        let x509 = lock(&self.x509).remove(&key);
+        if let Some(slot) = &x509 {
+            slot.dropped.store(true, Ordering::Release);
+            slot.dropped_notice.notify_one();
+        }
+        let jwt = {
+            let mut cache = lock(&self.jwt);
+            let before = cache.len();
+            cache.retain(|(selectors, _, _), _| *selectors != key);
+            before - cache.len()
+        };
+        let dropped = jwt as u64 + u64::from(x509.is_some());
+        self.stats
+            .entries_dropped
+            .fetch_add(dropped, Ordering::Relaxed);
+        info!(
+            pid = process.0,
+            x509_sets = u8::from(x509.is_some()),
+            jwt_sets = jwt,
+            "workload process exited; its cached SVIDs are dropped and no longer renewed"
+        );
     }
 
     pub fn health(&self) -> watch::Receiver<IssuerHealth> {
@@ -206,12 +312,13 @@ impl Identities {
     /// now. The receiver sees every rotation.
     pub async fn x509(
         self: &Arc<Self>,
+        peer: &Peer,
         attestation: Arc<WorkloadAttestation>,
     ) -> Result<watch::Receiver<X509State>, IdentityError> {
         let key = selector_key(&attestation);
+        self.hold(key, peer);
         let slot = self.slot(&key, attestation);
-        slot.last_used
-            .store(unix_now(), std::sync::atomic::Ordering::Relaxed);
+        slot.last_used.store(unix_now(), Ordering::Relaxed);
         let receiver = slot.state.subscribe();
         if let X509State::Ready(set) = &*receiver.borrow() {
             if set.expires_at > unix_now() {
@@ -236,6 +343,13 @@ impl Identities {
                 }
             }
         }
+        if !lock(&self.holders).contains_key(&key) {
+            // The caller exited while this was minted: renew nothing for it.
+            if let Some(slot) = lock(&self.x509).remove(&key) {
+                slot.dropped.store(true, Ordering::Release);
+            }
+            return Ok(receiver);
+        }
         self.start_rotation(key, slot);
         Ok(receiver)
     }
@@ -243,12 +357,14 @@ impl Identities {
     /// JWT-SVIDs for an attested caller and `audience` (sorted, unique),
     /// cached until half their lifetime.
     pub async fn jwt(
-        &self,
+        self: &Arc<Self>,
+        peer: &Peer,
         attestation: &WorkloadAttestation,
         audience: Vec<String>,
         spiffe_id: String,
     ) -> Result<Arc<JwtSet>, IdentityError> {
         let key: JwtKey = (selector_key(attestation), audience, spiffe_id);
+        self.hold(key.0, peer);
         let now = unix_now();
         if let Some(set) = lock(&self.jwt).get(&key) {
             if now < set.minted_at + (set.expires_at - set.minted_at) / 2 {
@@ -256,6 +372,10 @@ impl Identities {
             }
         }
         let set = Arc::new(self.mint_jwt(attestation, &key.1, &key.2).await?);
+        if !lock(&self.holders).contains_key(&key.0) {
+            // The caller exited while this was minted: answer, but keep nothing.
+            return Ok(set);
+        }
         let mut cache = lock(&self.jwt);
         if cache.len() >= self.max_entries && !cache.contains_key(&key) {
             // Evict what expires first: it is the least valuable to keep.
@@ -283,7 +403,7 @@ impl Identities {
             let victim = slots
                 .iter()
                 .filter(|(_, slot)| slot.state.receiver_count() == 0)
-                .min_by_key(|(_, slot)| slot.last_used.load(std::sync::atomic::Ordering::Relaxed))
+                .min_by_key(|(_, slot)| slot.last_used.load(Ordering::Relaxed))
                 .map(|(key, _)| *key);
             if let Some(victim) = victim {
                 slots.remove(&victim);
@@ -294,7 +414,9 @@ impl Identities {
             attestation: Mutex::new(attestation),
             last_used: std::sync::atomic::AtomicI64::new(unix_now()),
             minting: tokio::sync::Mutex::new(()),
-            rotating: std::sync::atomic::AtomicBool::new(false),
+            rotating: AtomicBool::new(false),
+            dropped: AtomicBool::new(false),
+            dropped_notice: tokio::sync::Notify::new(),
         });
         slots.insert(*key, slot.clone());
         slot
@@ -315,10 +437,7 @@ impl Identities {
     /// within the SVIDs' lifetime. Then it stops, and the slot is left to
     /// expire and be evicted.
     fn start_rotation(self: &Arc<Self>, key: SelectorKey, slot: Arc<X509Slot>) {
-        if slot
-            .rotating
-            .swap(true, std::sync::atomic::Ordering::AcqRel)
-        {
+        if slot.rotating.swap(true, Ordering::AcqRel) {
             return;
         }
         let this = Arc::downgrade(self);
@@ -326,6 +445,9 @@ impl Identities {
         tokio::spawn(async move {
             let mut retry = RETRY_FIRST;
             loop {
+                if slot.dropped.load(Ordering::Acquire) {
+                    break;
+                }
                 let set = match &*slot.state.borrow() {
                     X509State::Ready(set) => set.clone(),
                     _ => break,
@@ -334,9 +456,13 @@ impl Identities {
                 tokio::select! {
                     () = tokio::time::sleep(wait) => {}
                     changed = revision.changed() => if changed.is_err() { break },
+                    () = slot.dropped_notice.notified() => {}
+                }
+                if slot.dropped.load(Ordering::Acquire) {
+                    break;
                 }
                 let Some(this) = this.upgrade() else { break };
-                let idle = unix_now() - slot.last_used.load(std::sync::atomic::Ordering::Relaxed)
+                let idle = unix_now() - slot.last_used.load(Ordering::Relaxed)
                     > set.expires_at - set.minted_at;
                 if slot.state.receiver_count() == 0 && idle {
                     break;
@@ -344,6 +470,9 @@ impl Identities {
                 loop {
                     let outcome = {
                         let _minting = slot.minting.lock().await;
+                        if slot.dropped.load(Ordering::Acquire) {
+                            break;
+                        }
                         this.mint_x509(&slot).await
                     };
                     match outcome {
@@ -361,8 +490,7 @@ impl Identities {
                             info!(%reason, "workload no longer registered; its SVIDs are withdrawn");
                             slot.state.send_replace(X509State::Denied(reason));
                             this.forget(&key);
-                            slot.rotating
-                                .store(false, std::sync::atomic::Ordering::Release);
+                            slot.rotating.store(false, Ordering::Release);
                             return;
                         }
                         Err(error) => {
@@ -377,8 +505,7 @@ impl Identities {
                     }
                 }
             }
-            slot.rotating
-                .store(false, std::sync::atomic::Ordering::Release);
+            slot.rotating.store(false, Ordering::Release);
         });
     }
 
@@ -399,6 +526,7 @@ impl Identities {
         );
         let evidence = self.evidence.sign(&claims).map_err(internal)?;
         let minted_at = unix_now();
+        self.stats.x509_mints.fetch_add(1, Ordering::Relaxed);
         let response = self
             .call(self.issuer.clone().mint_x509svi_ds(MintX509Request {
                 evidence,
@@ -453,6 +581,7 @@ impl Identities {
         );
         let evidence = self.evidence.sign(&claims).map_err(internal)?;
         let minted_at = unix_now();
+        self.stats.jwt_mints.fetch_add(1, Ordering::Relaxed);
         let response = self
             .call(self.issuer.clone().mint_jwtsvi_ds(MintJwtRequest {
                 evidence,

@@ -116,6 +116,19 @@ impl Peer {
         Ok(peer)
     }
 
+    /// A watch on the pinned process's exit, for as long as the caller keeps
+    /// it: credentials made for this process end with it (docs/workload-api.md).
+    pub fn exit_watch(&self) -> io::Result<ExitWatch> {
+        let fd = self.pidfd.try_clone()?;
+        // SAFETY: `fd` is an OwnedFd, moved into the AsyncFd, which owns it
+        // until it is dropped; OwnedFd::as_raw_fd always returns that fd.
+        let fd = unsafe {
+            tokio::io::unix::AsyncFd::register_with_interest(fd, tokio::io::Interest::READABLE)
+        }
+        .map_err(|error| error.into_parts().1)?;
+        Ok(ExitWatch { fd })
+    }
+
     /// True while the pinned process has not exited. A live process keeps its PID,
     /// so everything read from /proc/<pid> between two true answers was about it.
     pub fn is_alive(&self) -> bool {
@@ -129,6 +142,20 @@ impl Peer {
         // A pidfd becomes readable when the process exits; an error means we cannot
         // vouch for it, which counts as gone.
         ready == 0
+    }
+}
+
+/// Resolves when a process exits: its pidfd becomes readable then, and stays so.
+#[derive(Debug)]
+pub struct ExitWatch {
+    fd: tokio::io::unix::AsyncFd<OwnedFd>,
+}
+
+impl ExitWatch {
+    /// Waits for the exit. An error from the reactor counts as an exit: a
+    /// process we can no longer watch must not keep its credentials.
+    pub async fn exited(&self) {
+        let _ = self.fd.readable().await;
     }
 }
 

@@ -18,6 +18,7 @@ use tokio_stream::{Stream, StreamExt};
 use tonic::{Request, Response, Status};
 use tracing::debug;
 
+use super::peer::Peer;
 use super::socket::PeerInfo;
 use crate::identity::{Bundles, Identities, X509State};
 use crate::workload::{WorkloadAttestation, WorkloadAttestor, WorkloadError};
@@ -55,19 +56,24 @@ impl WorkloadApiService {
     }
 
     /// Checks the security header, then attests the caller.
-    async fn caller<T>(&self, request: &Request<T>) -> Result<Arc<WorkloadAttestation>, Status> {
+    async fn caller<T>(
+        &self,
+        request: &Request<T>,
+    ) -> Result<(Arc<Peer>, Arc<WorkloadAttestation>), Status> {
         check_security_header(request)?;
         let PeerInfo(peer) = request
             .extensions()
             .get::<PeerInfo>()
             .cloned()
             .ok_or_else(|| Status::internal("connection has no identified peer"))?;
-        self.workload
+        let attestation = self
+            .workload
             .attest(&peer)
             .await
             .map_err(|error| match error {
                 WorkloadError::CallerGone => Status::unauthenticated(error.to_string()),
-            })
+            })?;
+        Ok((peer, attestation))
     }
 }
 
@@ -112,10 +118,15 @@ impl SpiffeWorkloadApi for WorkloadApiService {
         &self,
         request: Request<X509svidRequest>,
     ) -> Result<Response<Self::FetchX509SVIDStream>, Status> {
-        let attestation = self.caller(&request).await?;
+        let (peer, attestation) = self.caller(&request).await?;
         let selectors = attestation.selectors.len();
-        let states = self.identities()?.x509(attestation).await?;
-        debug!(selectors, "X.509-SVID stream opened");
+        // The stream lives no longer than the process that opened it, even if
+        // the connection outlives it (inherited by a child, say).
+        let exit = peer
+            .exit_watch()
+            .map_err(|e| Status::internal(format!("cannot watch the calling process: {e}")))?;
+        let states = self.identities()?.x509(&peer, attestation).await?;
+        debug!(selectors, pid = peer.pid, "X.509-SVID stream opened");
         let stream = WatchStream::new(states).filter_map(|state| match state {
             X509State::Pending => None,
             X509State::Denied(reason) => Some(Err(Status::permission_denied(format!(
@@ -139,6 +150,14 @@ impl SpiffeWorkloadApi for WorkloadApiService {
                     federated_bundles: HashMap::new(),
                 }))
             }
+        });
+        let pid = peer.pid;
+        let stream = futures_util::StreamExt::take_until(stream, async move {
+            exit.exited().await;
+            debug!(
+                pid,
+                "the process that opened an X.509-SVID stream exited; ending it"
+            );
         });
         Ok(Response::new(until_error(stream)))
     }
@@ -167,7 +186,7 @@ impl SpiffeWorkloadApi for WorkloadApiService {
         &self,
         request: Request<JwtsvidRequest>,
     ) -> Result<Response<JwtsvidResponse>, Status> {
-        let attestation = self.caller(&request).await?;
+        let (peer, attestation) = self.caller(&request).await?;
         let JwtsvidRequest {
             mut audience,
             spiffe_id,
@@ -195,7 +214,7 @@ impl SpiffeWorkloadApi for WorkloadApiService {
         audience.dedup();
         let set = self
             .identities()?
-            .jwt(&attestation, audience, spiffe_id)
+            .jwt(&peer, &attestation, audience, spiffe_id)
             .await?;
         Ok(Response::new(JwtsvidResponse {
             svids: set

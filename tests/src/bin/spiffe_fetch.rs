@@ -4,6 +4,8 @@
 //!
 //!   spiffe_fetch SOCKET x509 OUT_DIR   writes svid.pem, key.pem (0600), bundle.pem; prints the SPIFFE ID
 //!   spiffe_fetch SOCKET jwt AUDIENCE OUT_DIR   writes token.jwt; prints the SPIFFE ID
+//!   spiffe_fetch SOCKET x509-watch   prints `update <SPIFFE ID> <leaf SHA-256>` per
+//!       X.509-SVID update, flushed, until the stream ends (then `ended`) or it is killed
 //!
 //! Exit status 0 on success; 1 with the Workload API's error on stderr.
 
@@ -73,8 +75,31 @@ async fn run(args: &[String]) -> Result<String, String> {
                 .map_err(|e| format!("token.jwt: {e}"))?;
             Ok(svid.spiffe_id().to_string())
         }
-        _ => Err("usage: spiffe_fetch SOCKET x509 OUT_DIR | jwt AUDIENCE OUT_DIR".into()),
+        ("x509-watch", []) => {
+            use tokio_stream::StreamExt;
+            let mut updates = client
+                .stream_x509_svids()
+                .await
+                .map_err(|e| format!("FetchX509SVID: {e}"))?;
+            let mut stdout = std::io::stdout();
+            while let Some(update) = updates.next().await {
+                let svid = update.map_err(|e| format!("FetchX509SVID stream: {e}"))?;
+                let leaf = svid.leaf().as_ref();
+                let digest = sha256_hex(leaf);
+                writeln!(stdout, "update {} {digest}", svid.spiffe_id())
+                    .and_then(|()| stdout.flush())
+                    .map_err(|e| format!("stdout: {e}"))?;
+            }
+            Ok("ended".into())
+        }
+        _ => Err(
+            "usage: spiffe_fetch SOCKET x509 OUT_DIR | jwt AUDIENCE OUT_DIR | x509-watch".into(),
+        ),
     }
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    hex::encode(ring::digest::digest(&ring::digest::SHA256, bytes))
 }
 
 #[tokio::main(flavor = "current_thread")]

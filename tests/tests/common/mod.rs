@@ -151,6 +151,17 @@ pub async fn serve_until_attested(
     tokio::task::JoinHandle<Result<(), attestd::daemon::RunError>>,
 ) {
     let bound = attestd::daemon::Daemon::new(config).bind().await.unwrap();
+    serve_bound_until_attested(bound).await
+}
+
+/// [`serve_until_attested`] for a daemon the caller bound (to keep handles
+/// to its parts first).
+pub async fn serve_bound_until_attested(
+    bound: attestd::daemon::BoundDaemon,
+) -> (
+    oneshot::Sender<()>,
+    tokio::task::JoinHandle<Result<(), attestd::daemon::RunError>>,
+) {
     let node = bound.node_state();
     let mut outcomes = node.outcomes();
     let (stop, stopped) = oneshot::channel::<()>();

@@ -1,0 +1,168 @@
+//! Credentials live no longer than the process they were made for: when the
+//! last process that fetched a selector set's SVIDs exits, the daemon drops
+//! them and asks the issuer for nothing more on their behalf. Real parts: a
+//! swtpm, the issuer over TLS, the daemon's Unix socket, and workloads built on
+//! the Rust `spiffe` crate running as another uid.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::os::unix::fs::PermissionsExt;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::Ordering;
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use attestd_tests::swtpm::Swtpm;
+
+use common::{
+    daemon_config, issuer_config, serve_bound_until_attested, TestIssuer, DEADLINE, TRUST_DOMAIN,
+};
+
+/// A uid no other test runs workloads as.
+const UID: u32 = 4242;
+/// Short enough that a renewal comes every 3 s (at half the lifetime).
+const X509_TTL_SECS: u64 = 6;
+
+fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    unsafe { libc::geteuid() == 0 }
+}
+
+fn spiffe_fetch_as(socket: &std::path::Path, args: &[&str]) -> Command {
+    let uid = UID.to_string();
+    let mut command = Command::new("setpriv");
+    command
+        .args(["--reuid", &uid, "--regid", &uid, "--clear-groups"])
+        .arg(env!("CARGO_BIN_EXE_spiffe_fetch"))
+        .arg(socket)
+        .args(args);
+    command
+}
+
+/// Lines a child prints, as they come.
+fn lines_of(child: &mut Child) -> mpsc::Receiver<String> {
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    rx
+}
+
+/// Polls `done` until it holds; fails the test after DEADLINE.
+async fn until(what: &str, done: impl Fn() -> bool) {
+    let start = Instant::now();
+    while !done() {
+        assert!(start.elapsed() < DEADLINE, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn svids_are_dropped_and_never_renewed_once_the_last_process_holding_them_exits() {
+    if !is_root() {
+        eprintln!("skipped: running workloads as another uid needs root (CI runs as root)");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let out = dir.path().join("out");
+    std::fs::create_dir(&out).unwrap();
+    std::os::unix::fs::chown(&out, Some(UID), Some(UID)).unwrap();
+    let swtpm = Swtpm::start().unwrap();
+    let entries = dir.path().join("entries.toml");
+    std::fs::write(
+        &entries,
+        format!(
+            "[[entry]]\nspiffe_id = \"spiffe://{TRUST_DOMAIN}/bound\"\n\
+             selectors = [\"unix:uid:{UID}\"]\nx509_ttl_secs = {X509_TTL_SECS}\njwt_ttl_secs = 300\n"
+        ),
+    )
+    .unwrap();
+    let config = issuer_config(
+        dir.path(),
+        Some(swtpm.ca()),
+        None,
+        &format!("entries = {:?}\n", entries.display().to_string()),
+    );
+    let issuer = TestIssuer::start(config, dir.path()).await;
+    let bound = attestd::daemon::Daemon::new(daemon_config(dir.path(), &swtpm, &issuer))
+        .bind()
+        .await
+        .unwrap();
+    let identities = bound.identities().expect("an issuer is configured");
+    let (stop, daemon) = serve_bound_until_attested(bound).await;
+    let socket = dir.path().join("api.sock");
+
+    // A long-lived workload watching its X.509-SVID. The control: at this
+    // lifetime, a live holder's SVID IS renewed (a second, different update).
+    let mut watcher = spiffe_fetch_as(&socket, &["x509-watch"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let updates = lines_of(&mut watcher);
+    let first = updates.recv_timeout(DEADLINE).expect("a first X.509-SVID");
+    assert!(
+        first.starts_with(&format!("update spiffe://{TRUST_DOMAIN}/bound ")),
+        "{first}"
+    );
+    let renewed = updates
+        .recv_timeout(DEADLINE)
+        .expect("a renewal while the holder lives");
+    assert_ne!(first, renewed, "the renewal is a new certificate");
+    assert_eq!(identities.cached(), (1, 1));
+
+    // A short-lived process with the same selectors fetches a JWT-SVID and
+    // exits: the watcher still holds the selector set, so nothing is dropped.
+    let output = spiffe_fetch_as(&socket, &["jwt", "aud-1", out.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    until("the JWT fetcher's exit to be noticed", || {
+        identities.stats().processes_exited.load(Ordering::Relaxed) == 1
+    })
+    .await;
+    assert_eq!(
+        identities.stats().entries_dropped.load(Ordering::Relaxed),
+        0
+    );
+    assert_eq!(identities.jwt_cached_and_held(), (1, 1));
+    assert_eq!(identities.cached(), (1, 1));
+
+    // The last holder goes: both its X.509 set and the JWT set are dropped.
+    watcher.kill().unwrap();
+    watcher.wait().unwrap();
+    until("the watcher's exit to drop the cache entries", || {
+        identities.stats().entries_dropped.load(Ordering::Relaxed) == 2
+    })
+    .await;
+    assert_eq!(
+        identities.stats().processes_exited.load(Ordering::Relaxed),
+        2
+    );
+    assert_eq!(identities.cached(), (0, 0));
+    assert_eq!(identities.jwt_cached_and_held(), (0, 0));
+
+    // No renewal afterwards. Absence can only be observed over a window: two
+    // renewal periods, during which the live watcher above was renewed.
+    let mints = identities.stats().x509_mints.load(Ordering::Relaxed);
+    assert!(mints >= 2);
+    tokio::time::sleep(Duration::from_secs(X509_TTL_SECS)).await;
+    assert_eq!(
+        identities.stats().x509_mints.load(Ordering::Relaxed),
+        mints,
+        "no X.509 mint for a process that is gone"
+    );
+
+    let _ = stop.send(());
+    daemon.await.unwrap().unwrap();
+}
