@@ -49,6 +49,11 @@ pub enum Command {
     /// SERVING or NOT_SERVING; exits 0 only for SERVING (for systemd, probes
     /// and scripts).
     Healthcheck(SocketArgs),
+    /// Print a JWT-SVID for this very process to stdout, from the daemon's
+    /// SPIFFE Workload API: for scripts and jobs that hand a token to a cloud
+    /// (e.g. `aws sts assume-role-with-web-identity --web-identity-token
+    /// "$(attestd token --audience sts.amazonaws.com)"`) instead of a stored key.
+    Token(TokenArgs),
     /// Quote PCRs with the AK and write tpm2-tools files for cross-checking.
     ///
     /// Writes ak.pem, ak.pub (TPMT_PUBLIC), ak.name, quote.msg, quote.sig and
@@ -84,6 +89,20 @@ pub struct SocketArgs {
     /// The daemon's API socket.
     #[arg(long, env = "ATTESTD_SOCKET", default_value = "/run/attestd/api.sock")]
     pub socket: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct TokenArgs {
+    #[command(flatten)]
+    pub socket: SocketArgs,
+    /// The token's audience (`aud`); repeat for several. The relying party
+    /// checks it: for AWS STS, sts.amazonaws.com.
+    #[arg(long = "audience", required = true)]
+    pub audiences: Vec<String>,
+    /// Which SPIFFE ID, when this process is registered under several;
+    /// default: the first the daemon returns.
+    #[arg(long)]
+    pub spiffe_id: Option<String>,
 }
 
 #[derive(Debug, Args)]

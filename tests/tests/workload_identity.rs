@@ -528,3 +528,85 @@ async fn a_workload_that_becomes_registered_gets_its_svid_on_its_next_request() 
     );
     world.stop().await;
 }
+
+/// The attestd binary next to this test's (cargo builds every workspace binary
+/// into the same directory as the test executables' parent).
+fn attestd_binary() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("target/<profile>");
+    let attestd = dir.join("attestd");
+    assert!(
+        attestd.exists(),
+        "{} is missing: build the workspace",
+        attestd.display()
+    );
+    attestd
+}
+
+/// `attestd token` is what a cron job or CI step runs instead of reading a
+/// stored key: stdout must be exactly one JWT-SVID for the calling process,
+/// which PyJWT accepts for the asked audience and refuses for another.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn attestd_token_prints_only_the_callers_jwt_svid() {
+    if !is_root() {
+        eprintln!("skipped: running workloads as other uids needs root (CI runs as root)");
+        return;
+    }
+    let mut world = World::start(&entry("nightly-export", 1003, 3600)).await;
+    let jwks_path = world.dir.path().join("jwks.json");
+    std::fs::write(&jwks_path, jwks(&world).await).unwrap();
+    let token_as = |uid: u32| {
+        let uid_text = uid.to_string();
+        Command::new("setpriv")
+            .args(["--reuid", &uid_text, "--regid", &uid_text, "--clear-groups"])
+            .arg(attestd_binary())
+            .args(["token", "--audience", "sts.amazonaws.com", "--socket"])
+            .arg(world.socket())
+            .output()
+            .expect("setpriv runs")
+    };
+    let output = token_as(1003);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let stdout = text(&output.stdout);
+    assert_eq!(
+        stdout.lines().count(),
+        1,
+        "only the token on stdout: {stdout}"
+    );
+    assert!(
+        text(&output.stderr).contains(&format!("spiffe://{TRUST_DOMAIN}/nightly-export")),
+        "{}",
+        text(&output.stderr)
+    );
+    let token = world.dir.path().join("token.jwt");
+    std::fs::write(&token, stdout.trim()).unwrap();
+    let checked = pyjwt_verify(&token, &jwks_path, "sts.amazonaws.com");
+    assert!(checked.status.success(), "PyJWT: {}", text(&checked.stderr));
+    assert!(
+        text(&checked.stdout).contains(&format!(
+            "\"sub\": \"spiffe://{TRUST_DOMAIN}/nightly-export\""
+        )),
+        "{}",
+        text(&checked.stdout)
+    );
+    assert_eq!(
+        pyjwt_verify(&token, &jwks_path, "spiffe://example.org/other")
+            .status
+            .code(),
+        Some(1)
+    );
+
+    // An unregistered uid gets nothing on stdout and a non-zero exit.
+    let denied = token_as(1004);
+    assert_eq!(denied.status.code(), Some(69), "{}", text(&denied.stderr));
+    assert!(denied.stdout.is_empty());
+    assert!(
+        text(&denied.stderr).contains("no registration entry"),
+        "{}",
+        text(&denied.stderr)
+    );
+    world.stop().await;
+}

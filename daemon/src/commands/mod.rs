@@ -4,6 +4,7 @@ mod config;
 mod ek;
 mod evidence;
 mod quote;
+mod token;
 
 use std::fmt::Display;
 
@@ -74,6 +75,7 @@ pub async fn run(command: Command) -> Result<(), Failure> {
         Command::Evidence(args) => evidence::evidence(args).await,
         Command::Describe(args) => evidence::describe(args).await,
         Command::Healthcheck(args) => evidence::healthcheck(args).await,
+        Command::Token(args) => token::token(args).await,
         Command::Quote(args) => quote::run(args).await,
         Command::Ek(EkCommand::Show(args)) => ek::show(args).await,
     }
