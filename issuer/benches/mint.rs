@@ -15,7 +15,7 @@ use std::time::Duration;
 use attestd_issuer::ca::Ca;
 use attestd_issuer::config::CaConfig;
 use attestd_issuer::identity::{mint_jwt_nonce, mint_x509_nonce, IdentityService};
-use attestd_issuer::jwt::JwtSigner;
+use attestd_issuer::jwt::{Claims, JwtKeys};
 use attestd_issuer::node_selectors;
 use attestd_issuer::registry::Registry;
 use attestd_proto::evidence::{sign_certified_evidence, EvidenceClaims, EvidenceError, HostClaims};
@@ -36,6 +36,17 @@ fn now() -> i64 {
         .as_secs() as i64
 }
 
+/// The issuer config whose JWT keys the bench signs with (next to the CA).
+fn config(dir: &std::path::Path) -> attestd_issuer::Config {
+    let text = format!(
+        "listen = \"127.0.0.1:0\"\ntrust_domain = \"{TD}\"\n[ca]\ncert = {:?}\nkey = {:?}\n[ek]\nallowlist = {:?}\n",
+        dir.join("ca.pem").display().to_string(),
+        dir.join("ca.key").display().to_string(),
+        dir.join("ek-allowlist").display().to_string(),
+    );
+    attestd_issuer::Config::parse(&text, std::path::Path::new("bench.toml")).unwrap()
+}
+
 fn mint(c: &mut Criterion) {
     let dir = tempfile::tempdir().unwrap();
     let ca = std::sync::Arc::new(
@@ -48,8 +59,7 @@ fn mint(c: &mut Criterion) {
         )
         .unwrap(),
     );
-    let jwt =
-        std::sync::Arc::new(JwtSigner::load_or_generate(&dir.path().join("jwt.key")).unwrap());
+    let jwt = std::sync::Arc::new(JwtKeys::open(&config(dir.path()), now()).unwrap());
     let ek_hash = [0x5c; 32];
     let mut entries = String::new();
     for uid in 0..ENTRIES {
@@ -64,8 +74,14 @@ fn mint(c: &mut Criterion) {
     ));
     let entries_path = dir.path().join("entries.toml");
     std::fs::write(&entries_path, entries).unwrap();
-    let registry = Registry::load(Some(&entries_path), TD, ca.cert_der(), jwt.jwks()).unwrap();
-    let service = IdentityService::new(TD, ca.clone(), jwt.clone(), registry).unwrap();
+    let registry = Registry::load(
+        Some(&entries_path),
+        TD,
+        ca.cert_der(),
+        &jwt.published().spiffe_jwks,
+    )
+    .unwrap();
+    let service = IdentityService::new(TD, ca.clone(), jwt.clone(), None, registry).unwrap();
 
     // The node: a session key and its node SVID with eight quoted PCRs.
     let rng = SystemRandom::new();
@@ -185,12 +201,13 @@ fn mint(c: &mut Criterion) {
     });
     parts.bench_function("JWT-SVID (jsonwebtoken ES256)", |b| {
         b.iter(|| {
-            jwt.sign(
-                "spiffe://bench.example.org/payments",
-                black_box(&audience),
-                at,
-                at + 300,
-            )
+            jwt.sign(&Claims {
+                iss: None,
+                sub: "spiffe://bench.example.org/payments",
+                aud: black_box(&audience),
+                exp: at + 300,
+                iat: at,
+            })
             .unwrap()
         })
     });

@@ -27,7 +27,7 @@ use tracing::{info, warn};
 
 use crate::ca::{check_p256_spki, Ca, CaError};
 use crate::entries::{spiffe_id_trust_domain, Entry};
-use crate::jwt::{JwtError, JwtSigner};
+use crate::jwt::{Claims, JwtError, JwtKeys};
 use crate::node_selectors::{self, NodeSelectorError};
 use crate::registry::{Registry, Snapshot};
 
@@ -156,7 +156,9 @@ pub struct IdentityService {
     audience: String,
     ca: Arc<Ca>,
     node_trust: NodeTrust,
-    jwt: Arc<JwtSigner>,
+    jwt: Arc<JwtKeys>,
+    /// The `iss` of JWT-SVIDs: the OIDC issuer URL, if one is configured.
+    jwt_issuer: Option<String>,
     registry: Registry,
     watchers: Arc<Semaphore>,
     stopping: watch::Sender<bool>,
@@ -166,7 +168,8 @@ impl IdentityService {
     pub fn new(
         trust_domain: &str,
         ca: Arc<Ca>,
-        jwt: Arc<JwtSigner>,
+        jwt: Arc<JwtKeys>,
+        jwt_issuer: Option<String>,
         registry: Registry,
     ) -> Result<IdentityService, String> {
         let node_trust = NodeTrust::new(&[ca.cert_der().to_vec()], trust_domain)
@@ -177,6 +180,7 @@ impl IdentityService {
             ca,
             node_trust,
             jwt,
+            jwt_issuer,
             registry,
             watchers: Arc::new(Semaphore::new(MAX_WATCHERS)),
             stopping: watch::channel(false).0,
@@ -230,7 +234,8 @@ impl IdentityService {
     }
 
     /// MintJWTSVIDs without the network: `now_unix_secs` is the clock, and
-    /// the tokens' `iat`.
+    /// the tokens' `iat`. A token lives its entry's `jwt_ttl_secs`, at most
+    /// `[jwt] max_ttl_secs` (which the key schedule's retention relies on).
     pub fn mint_jwt(
         &self,
         request: &MintJwtRequest,
@@ -259,15 +264,18 @@ impl IdentityService {
                 return Err(error);
             }
         }
+        let max_ttl = self.jwt.schedule().max_ttl_secs;
         let mut svids = Vec::with_capacity(entries.len());
         for entry in entries {
-            let expires_at = now_unix_secs.saturating_add(entry.jwt_ttl.as_secs() as i64);
-            let token = self.jwt.sign(
-                &entry.spiffe_id,
-                &request.audience,
-                now_unix_secs,
-                expires_at,
-            )?;
+            let ttl = entry.jwt_ttl.as_secs().min(max_ttl);
+            let expires_at = now_unix_secs.saturating_add(i64::try_from(ttl).unwrap_or(i64::MAX));
+            let token = self.jwt.sign(&Claims {
+                iss: self.jwt_issuer.as_deref(),
+                sub: &entry.spiffe_id,
+                aud: &request.audience,
+                exp: expires_at,
+                iat: now_unix_secs,
+            })?;
             svids.push(JwtSvid {
                 spiffe_id: entry.spiffe_id.clone(),
                 token,
@@ -282,13 +290,15 @@ impl IdentityService {
         })
     }
 
-    /// The trust bundle: public, no evidence needed.
+    /// The trust bundle: public, no evidence needed. The JWK Set holds every
+    /// published key, and comes with the revision it is part of.
     pub fn bundles(&self) -> BundlesResponse {
+        let snapshot = self.registry.current();
         BundlesResponse {
             trust_domain: self.trust_domain.clone(),
             x509_authorities: vec![self.ca.cert_der().to_vec()],
-            jwks: self.jwt.jwks().to_vec(),
-            revision: self.registry.current().revision.clone(),
+            jwks: snapshot.jwks.to_vec(),
+            revision: snapshot.revision.clone(),
         }
     }
 

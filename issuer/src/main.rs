@@ -27,9 +27,10 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Serve node attestation and workload identity over TLS until SIGTERM or
-    /// SIGINT. SIGHUP reloads the EK roots, the allowlist and the
-    /// registration entries.
+    /// Serve node attestation and workload identity over TLS (and OIDC
+    /// discovery, with [oidc]) until SIGTERM or SIGINT. SIGHUP reloads the EK
+    /// roots, the allowlist, the registration entries, the JWT keys and the
+    /// OIDC certificate files.
     Run {
         #[arg(long, value_name = "FILE")]
         config: PathBuf,
@@ -44,6 +45,11 @@ enum Command {
     Entries {
         #[command(subcommand)]
         command: EntriesCommand,
+    },
+    /// JWT-SVID signing keys: rotate them, list them (docs/oidc.md).
+    Jwt {
+        #[command(subcommand)]
+        command: JwtCommand,
     },
     /// Print the CA certificate (PEM) daemons must trust, creating the CA if
     /// it does not exist yet.
@@ -71,6 +77,24 @@ enum Command {
         /// now, e.g. to audit evidence kept from the past.
         #[arg(long, value_name = "UNIX_SECS")]
         at: Option<i64>,
+    },
+}
+
+#[derive(Subcommand)]
+enum JwtCommand {
+    /// Add a signing key that activates one pre-publication window from now
+    /// ([jwt] prepublish_secs). Running issuers publish it within their poll
+    /// interval (at once on SIGHUP) and sign with it from its activation
+    /// time; the old key stays published until its tokens have expired.
+    /// Run it as the issuer's user: the key file is private to its owner.
+    Rotate {
+        #[arg(long, value_name = "FILE")]
+        config: PathBuf,
+    },
+    /// List the signing keys: activation time, state, kid and file.
+    List {
+        #[arg(long, value_name = "FILE")]
+        config: PathBuf,
     },
 }
 
@@ -134,6 +158,51 @@ async fn run(command: Command) -> Result<(), (String, u8)> {
         Command::Entries {
             command: EntriesCommand::Check { file, trust_domain },
         } => check_entries(&file, trust_domain.as_deref()),
+        Command::Jwt {
+            command: JwtCommand::Rotate { config },
+        } => {
+            let config = load(&config)?;
+            let now = unix_now();
+            let rotated =
+                attestd_issuer::jwt::rotate(&config, now).map_err(|e| (e.to_string(), 74))?;
+            println!("kid: {}", rotated.kid);
+            println!(
+                "activates at: {} (Unix seconds; in {} s)",
+                rotated.activation,
+                rotated.activation - now
+            );
+            println!("file: {}", rotated.path.display());
+            let schedule = attestd_issuer::jwt::Schedule::from_config(&config.jwt);
+            println!(
+                "running issuers publish it within {} s, or at once on SIGHUP",
+                schedule.poll_interval().as_secs()
+            );
+            Ok(())
+        }
+        Command::Jwt {
+            command: JwtCommand::List { config },
+        } => {
+            use attestd_issuer::jwt::KeyState;
+            let config = load(&config)?;
+            let keys =
+                attestd_issuer::jwt::list(&config, unix_now()).map_err(|e| (e.to_string(), 74))?;
+            for key in keys {
+                let state = match key.state {
+                    KeyState::Pending => "pending".to_owned(),
+                    KeyState::Upcoming => "published".to_owned(),
+                    KeyState::Signing => "signing".to_owned(),
+                    KeyState::Retired { until } => format!("retired-until-{until}"),
+                    KeyState::Expired => "expired".to_owned(),
+                };
+                println!(
+                    "{} {state} {} {}",
+                    key.activation,
+                    key.kid,
+                    key.path.display()
+                );
+            }
+            Ok(())
+        }
         Command::Bundle { config } => {
             let config = load(&config)?;
             let ca = attestd_issuer::ca::Ca::load_or_generate(&config.ca, &config.trust_domain)
@@ -170,6 +239,12 @@ async fn run(command: Command) -> Result<(), (String, u8)> {
                 .map_err(|e| (e.to_string(), 69))
         }
     }
+}
+
+fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |elapsed| elapsed.as_secs() as i64)
 }
 
 /// Checks an entries file; prints each problem on its own line.
@@ -230,11 +305,7 @@ fn verify(
     let nonce = hex::decode(nonce.trim()).map_err(|e| (format!("--nonce is not hex: {e}"), 64))?;
     let policy = LoadedPolicy::load(policy).map_err(fail)?;
     let bytes = read_evidence(evidence).map_err(fail)?;
-    let now = at.unwrap_or_else(|| {
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |elapsed| elapsed.as_secs() as i64)
-    });
+    let now = at.unwrap_or_else(unix_now);
     let verified = policy.verify(&bytes, &nonce, now).map_err(fail)?;
     let claims = &verified.claims;
     println!("evidence: accepted");

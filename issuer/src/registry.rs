@@ -1,10 +1,11 @@
-//! The registration entries in force and the revision they make with the
-//! trust bundle. Held in a watch channel: minting reads the current snapshot,
-//! WatchRevision streams each new one, and a reload (SIGHUP) replaces it
-//! whole, or not at all when the new file is invalid.
+//! The registration entries in force, the JWK Set published with them, and
+//! the revision they make with the CA. Held in a watch channel: minting
+//! reads the current snapshot, WatchRevision streams each new one, and a
+//! reload (SIGHUP) or a change of the published JWT keys replaces it whole,
+//! or not at all when the new entries file is invalid.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use tokio::sync::watch;
 
@@ -13,13 +14,18 @@ use crate::entries::{Entries, EntriesError};
 /// Domain separation for the revision hash.
 const REVISION_CONTEXT: &[u8] = b"attestd-revision-v1";
 
-/// Entries and the revision they were loaded under.
+/// Entries, the JWK Set, and the revision they make.
 #[derive(Debug)]
 pub struct Snapshot {
-    pub entries: Entries,
+    /// Shared: a new JWK Set does not copy them.
+    pub entries: Arc<Entries>,
+    /// The JWT keys as a SPIFFE JWK Set (JSON).
+    pub jwks: Arc<[u8]>,
     /// Hex SHA-256 of the entries file, the CA certificate and the JWK Set
     /// (see [`revision`]).
     pub revision: String,
+    /// The entries file's bytes, to re-compute the revision with a new JWK Set.
+    entries_file: Arc<[u8]>,
 }
 
 /// What a reload did.
@@ -42,8 +48,10 @@ struct Inner {
     path: Option<PathBuf>,
     trust_domain: String,
     ca_der: Vec<u8>,
-    jwks: Vec<u8>,
     sender: watch::Sender<Arc<Snapshot>>,
+    /// One update at a time: a reload and a JWK Set change must not undo
+    /// each other.
+    updating: Mutex<()>,
 }
 
 impl Registry {
@@ -55,15 +63,15 @@ impl Registry {
         ca_der: &[u8],
         jwks: &[u8],
     ) -> Result<Registry, EntriesError> {
-        let snapshot = read_snapshot(path, trust_domain, ca_der, jwks)?;
+        let snapshot = read_snapshot(path, trust_domain, ca_der, jwks.into())?;
         let (sender, _) = watch::channel(Arc::new(snapshot));
         Ok(Registry {
             inner: Arc::new(Inner {
                 path: path.map(Path::to_owned),
                 trust_domain: trust_domain.to_owned(),
                 ca_der: ca_der.to_vec(),
-                jwks: jwks.to_vec(),
                 sender,
+                updating: Mutex::new(()),
             }),
         })
     }
@@ -81,29 +89,57 @@ impl Registry {
     /// Re-reads the entries file. On error the entries in force stay.
     pub fn reload(&self) -> Result<Reloaded, EntriesError> {
         let inner = &self.inner;
+        let _one_at_a_time = inner.updating.lock().unwrap_or_else(|p| p.into_inner());
+        let jwks = self.current().jwks.clone();
         let fresh = read_snapshot(
             inner.path.as_deref(),
             &inner.trust_domain,
             &inner.ca_der,
-            &inner.jwks,
+            jwks,
         )?;
         let reloaded = Reloaded {
             entries: fresh.entries.len(),
             revision: fresh.revision.clone(),
             changed: false,
         };
+        let changed = self.replace(fresh);
+        Ok(Reloaded {
+            changed,
+            ..reloaded
+        })
+    }
+
+    /// Publishes a new JWK Set with the entries in force; returns the new
+    /// revision if it changed.
+    pub fn set_jwks(&self, jwks: &[u8]) -> Option<String> {
+        let _one_at_a_time = self
+            .inner
+            .updating
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        let current = self.current();
+        if *current.jwks == *jwks {
+            return None;
+        }
+        let fresh = Snapshot {
+            entries: current.entries.clone(),
+            jwks: jwks.into(),
+            revision: revision(&current.entries_file, &self.inner.ca_der, jwks),
+            entries_file: current.entries_file.clone(),
+        };
+        let revision = fresh.revision.clone();
+        self.replace(fresh).then_some(revision)
+    }
+
+    fn replace(&self, fresh: Snapshot) -> bool {
         let fresh = Arc::new(fresh);
-        let changed = inner.sender.send_if_modified(|current| {
+        self.inner.sender.send_if_modified(|current| {
             if current.revision == fresh.revision {
                 false
             } else {
                 *current = fresh.clone();
                 true
             }
-        });
-        Ok(Reloaded {
-            changed,
-            ..reloaded
         })
     }
 }
@@ -112,15 +148,17 @@ fn read_snapshot(
     path: Option<&Path>,
     trust_domain: &str,
     ca_der: &[u8],
-    jwks: &[u8],
+    jwks: Arc<[u8]>,
 ) -> Result<Snapshot, EntriesError> {
     let (entries, bytes) = match path {
         Some(path) => Entries::load(path, Some(trust_domain))?,
         None => (Entries::default(), Vec::new()),
     };
     Ok(Snapshot {
-        entries,
-        revision: revision(&bytes, ca_der, jwks),
+        entries: Arc::new(entries),
+        revision: revision(&bytes, ca_der, &jwks),
+        jwks,
+        entries_file: bytes.into(),
     })
 }
 
@@ -182,6 +220,40 @@ mod tests {
         assert_eq!(registry.current().entries.len(), 2);
         assert_eq!(registry.current().revision, changed.revision);
         assert!(!watcher.has_changed().unwrap());
+    }
+
+    #[test]
+    fn a_new_jwk_set_changes_the_revision_and_keeps_the_entries() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("entries.toml");
+        std::fs::write(&path, ENTRY).unwrap();
+        let registry = Registry::load(Some(&path), "example.org", b"ca", b"jwks").unwrap();
+        let watcher = registry.subscribe();
+        assert_eq!(
+            registry.set_jwks(b"jwks"),
+            None,
+            "the same set is no change"
+        );
+        assert!(!watcher.has_changed().unwrap());
+
+        let changed = registry.set_jwks(b"jwks2").expect("a new revision");
+        assert_eq!(changed, revision(ENTRY.as_bytes(), b"ca", b"jwks2"));
+        assert!(watcher.has_changed().unwrap());
+        let current = registry.current();
+        assert_eq!(&*current.jwks, b"jwks2");
+        assert_eq!(current.entries.len(), 1);
+        // A reload afterwards keeps the new set.
+        std::fs::write(&path, format!("{ENTRY}{}", ENTRY.replace("/a", "/b"))).unwrap();
+        let reloaded = registry.reload().unwrap();
+        assert_eq!(
+            reloaded.revision,
+            revision(
+                format!("{ENTRY}{}", ENTRY.replace("/a", "/b")).as_bytes(),
+                b"ca",
+                b"jwks2"
+            )
+        );
+        assert_eq!(&*registry.current().jwks, b"jwks2");
     }
 
     #[test]

@@ -44,6 +44,8 @@ pub struct Site {
     pub ca: Ca,
     pub bundle_pem: String,
     pub addr: SocketAddr,
+    /// Where OIDC discovery listens, with `[oidc]` in the config.
+    pub oidc_addr: Option<SocketAddr>,
     pub reload: ReloadHandle,
     stop: Option<oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<()>>,
@@ -80,6 +82,7 @@ impl Site {
             .await
             .expect("the issuer binds");
         let addr = issuer.local_addr().unwrap();
+        let oidc_addr = issuer.oidc_addr();
         let bundle_pem = issuer.bundle_pem().to_owned();
         let reload = issuer.reload_handle();
         let ca = Ca::load_or_generate(&config.ca, TD).expect("the issuer's CA loads");
@@ -98,6 +101,7 @@ impl Site {
             ca,
             bundle_pem,
             addr,
+            oidc_addr,
             reload,
             stop: Some(stop),
             task: Some(task),

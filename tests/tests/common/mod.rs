@@ -30,6 +30,11 @@ pub struct TestIssuer {
 impl TestIssuer {
     pub async fn start(config: IssuerConfig, dir: &Path) -> TestIssuer {
         let issuer = Issuer::bind(config.clone()).await.expect("issuer binds");
+        Self::serve(issuer, config, dir)
+    }
+
+    /// Serves an issuer the caller bound (say, on sockets of its own).
+    pub fn serve(issuer: Issuer, config: IssuerConfig, dir: &Path) -> TestIssuer {
         let addr = issuer.local_addr().unwrap();
         let reload = issuer.reload_handle();
         let bundle = dir.join("issuer-bundle.pem");
