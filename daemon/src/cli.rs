@@ -54,6 +54,9 @@ pub enum Command {
     /// (e.g. `aws sts assume-role-with-web-identity --web-identity-token
     /// "$(attestd token --audience sts.amazonaws.com)"`) instead of a stored key.
     Token(TokenArgs),
+    /// Print the daemon's counters and gauges, one `name value` line each,
+    /// sorted (the credential cache, requests to the issuer; docs/workload-api.md).
+    Stats(SocketArgs),
     /// Quote PCRs with the AK and write tpm2-tools files for cross-checking.
     ///
     /// Writes ak.pem, ak.pub (TPMT_PUBLIC), ak.name, quote.msg, quote.sig and

@@ -143,11 +143,6 @@ impl Daemon {
             workload.host(),
             fresh,
         ));
-        let service = AttestationService::new(
-            workload.clone(),
-            evidence.clone(),
-            config.api.request_timeout(),
-        );
         let identities = node.as_ref().map(|node| {
             Identities::new(
                 node.issuer.identity(),
@@ -155,6 +150,12 @@ impl Daemon {
                 config.issuer.svid_cache_entries,
             )
         });
+        let service = AttestationService::new(
+            workload.clone(),
+            evidence.clone(),
+            config.api.request_timeout(),
+        )
+        .with_identities(identities.clone());
         let workload_api = WorkloadApiService::new(workload.clone(), identities.clone());
         let listener = socket::bind(&config.api.socket, config.api.socket_mode)?;
         info!(

@@ -54,6 +54,48 @@ fn lines_of(child: &mut Child) -> mpsc::Receiver<String> {
     rx
 }
 
+/// The issuer's own log, captured in memory: its count of X.509 mints is the
+/// issuer's side of the story, independent of the daemon's counters.
+#[derive(Clone, Default)]
+struct IssuerLog(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for IssuerLog {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl IssuerLog {
+    fn install() -> IssuerLog {
+        let log = IssuerLog::default();
+        let writer = log.clone();
+        tracing_subscriber::fmt()
+            .with_env_filter("attestd_issuer=info")
+            .with_ansi(false)
+            .with_writer(move || writer.clone())
+            .init();
+        log
+    }
+
+    fn x509_mints(&self) -> usize {
+        String::from_utf8_lossy(&self.0.lock().unwrap())
+            .matches("X.509-SVIDs minted")
+            .count()
+    }
+}
+
+/// The attestd binary, built beside this test (cargo puts every workspace
+/// binary in the parent of the test executables' directory).
+fn attestd_binary() -> std::path::PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let dir = exe.parent().and_then(std::path::Path::parent).unwrap();
+    dir.join("attestd")
+}
+
 /// Polls `done` until it holds; fails the test after DEADLINE.
 async fn until(what: &str, done: impl Fn() -> bool) {
     let start = Instant::now();
@@ -69,6 +111,7 @@ async fn svids_are_dropped_and_never_renewed_once_the_last_process_holding_them_
         eprintln!("skipped: running workloads as another uid needs root (CI runs as root)");
         return;
     }
+    let issuer_log = IssuerLog::install();
     let dir = tempfile::tempdir().unwrap();
     std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
     let out = dir.path().join("out");
@@ -152,15 +195,42 @@ async fn svids_are_dropped_and_never_renewed_once_the_last_process_holding_them_
     assert_eq!(identities.cached(), (0, 0));
     assert_eq!(identities.jwt_cached_and_held(), (0, 0));
 
-    // No renewal afterwards. Absence can only be observed over a window: two
-    // renewal periods, during which the live watcher above was renewed.
+    // Operators see the same through `attestd stats`.
+    let stats = Command::new(attestd_binary())
+        .args(["stats", "--socket"])
+        .arg(&socket)
+        .output()
+        .unwrap();
+    let stats = String::from_utf8_lossy(&stats.stdout).into_owned();
+    for line in [
+        "attestd_svid_processes_exited_total 2",
+        "attestd_svid_entries_dropped_total 2",
+        "attestd_svid_x509_sets_cached 0",
+        "attestd_svid_selector_sets_held 0",
+    ] {
+        assert!(stats.lines().any(|l| l == line), "no `{line}` in:\n{stats}");
+    }
+
+    // No renewal afterwards, counted on both sides. Absence can only be
+    // observed over a window: two renewal periods, during which the live
+    // watcher above was renewed.
     let mints = identities.stats().x509_mints.load(Ordering::Relaxed);
+    let issuer_mints = issuer_log.x509_mints();
     assert!(mints >= 2);
+    assert_eq!(
+        issuer_mints as u64, mints,
+        "the issuer saw every mint the daemon sent"
+    );
     tokio::time::sleep(Duration::from_secs(X509_TTL_SECS)).await;
     assert_eq!(
         identities.stats().x509_mints.load(Ordering::Relaxed),
         mints,
         "no X.509 mint for a process that is gone"
+    );
+    assert_eq!(
+        issuer_log.x509_mints(),
+        issuer_mints,
+        "the issuer minted nothing more"
     );
 
     let _ = stop.send(());

@@ -6,7 +6,8 @@ use std::sync::Arc;
 use attestd_proto::evidence::{BinaryClaim, EvidenceClaims, HostClaims, NONCE_MAX, NONCE_MIN};
 use attestd_proto::v1::attestation_server::Attestation;
 use attestd_proto::v1::{
-    AttestRequest, AttestResponse, AttestorResult, DescribeRequest, DescribeResponse,
+    AttestRequest, AttestResponse, AttestorResult, DescribeRequest, DescribeResponse, StatsRequest,
+    StatsResponse,
 };
 use tonic::{Request, Response, Status};
 use tracing::{debug, warn};
@@ -138,6 +139,8 @@ pub struct AttestationService {
     evidence: Arc<EvidenceMaker>,
     /// The request deadline, which bounds the wait for a hardware-fresh quote.
     deadline: std::time::Duration,
+    /// The SVID cache, whose counters `Stats` reports (None without an issuer).
+    identities: Option<Arc<crate::identity::Identities>>,
 }
 
 impl AttestationService {
@@ -150,7 +153,43 @@ impl AttestationService {
             workload,
             evidence,
             deadline,
+            identities: None,
         }
+    }
+
+    /// Reports the SVID cache's counters in `Stats`.
+    pub fn with_identities(mut self, identities: Option<Arc<crate::identity::Identities>>) -> Self {
+        self.identities = identities;
+        self
+    }
+
+    /// Every value `Stats` returns, by name.
+    pub fn stats(&self) -> std::collections::HashMap<String, u64> {
+        use std::sync::atomic::Ordering::Relaxed;
+        let mut values = std::collections::HashMap::new();
+        if let Some(identities) = &self.identities {
+            let stats = identities.stats();
+            let (x509_sets, _) = identities.cached();
+            let (jwt_sets, held) = identities.jwt_cached_and_held();
+            for (name, value) in [
+                ("svid_x509_mints_total", stats.x509_mints.load(Relaxed)),
+                ("svid_jwt_mints_total", stats.jwt_mints.load(Relaxed)),
+                (
+                    "svid_processes_exited_total",
+                    stats.processes_exited.load(Relaxed),
+                ),
+                (
+                    "svid_entries_dropped_total",
+                    stats.entries_dropped.load(Relaxed),
+                ),
+                ("svid_x509_sets_cached", x509_sets as u64),
+                ("svid_jwt_sets_cached", jwt_sets as u64),
+                ("svid_selector_sets_held", held as u64),
+            ] {
+                values.insert(name.to_owned(), value);
+            }
+        }
+        values
     }
 }
 
@@ -178,6 +217,15 @@ pub(crate) fn unix_now() -> i64 {
 
 #[tonic::async_trait]
 impl Attestation for AttestationService {
+    async fn stats(
+        &self,
+        _request: Request<StatsRequest>,
+    ) -> Result<Response<StatsResponse>, Status> {
+        Ok(Response::new(StatsResponse {
+            values: self.stats(),
+        }))
+    }
+
     async fn describe(
         &self,
         request: Request<DescribeRequest>,

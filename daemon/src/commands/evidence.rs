@@ -5,7 +5,7 @@ use std::io::Write;
 
 use attestd::api::client;
 use attestd_proto::v1::attestation_client::AttestationClient;
-use attestd_proto::v1::{AttestRequest, DescribeRequest};
+use attestd_proto::v1::{AttestRequest, DescribeRequest, StatsRequest};
 
 use super::Failure;
 use crate::cli::{EvidenceArgs, SocketArgs};
@@ -91,4 +91,22 @@ pub async fn healthcheck(args: SocketArgs) -> Result<(), Failure> {
             exit_code: 1,
         })
     }
+}
+
+pub async fn stats(args: SocketArgs) -> Result<(), Failure> {
+    let mut client = connect(&args).await?;
+    let response = client
+        .stats(StatsRequest {})
+        .await
+        .map_err(|status| Failure::daemon(format!("attestd refused: {}", status.message())))?
+        .into_inner();
+    let mut values: Vec<_> = response.values.into_iter().collect();
+    values.sort();
+    for (name, value) in values {
+        // Names come from the daemon; print only what a metric name may hold.
+        if name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+            println!("attestd_{name} {value}");
+        }
+    }
+    Ok(())
 }

@@ -76,6 +76,7 @@ pub async fn run(command: Command) -> Result<(), Failure> {
         Command::Describe(args) => evidence::describe(args).await,
         Command::Healthcheck(args) => evidence::healthcheck(args).await,
         Command::Token(args) => token::token(args).await,
+        Command::Stats(args) => evidence::stats(args).await,
         Command::Quote(args) => quote::run(args).await,
         Command::Ek(EkCommand::Show(args)) => ek::show(args).await,
     }
