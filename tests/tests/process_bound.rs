@@ -236,3 +236,89 @@ async fn svids_are_dropped_and_never_renewed_once_the_last_process_holding_them_
     let _ = stop.send(());
     daemon.await.unwrap().unwrap();
 }
+
+/// A stream ends with the process that opened it, even when its connection
+/// lives on in a child that inherited the socket: the child must not go on
+/// receiving renewed SVIDs (and their keys) minted for its parent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_ends_when_its_opener_exits_though_a_child_keeps_the_connection() {
+    if !is_root() {
+        eprintln!("skipped: running workloads as another uid needs root (CI runs as root)");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let swtpm = Swtpm::start().unwrap();
+    let entries = dir.path().join("entries.toml");
+    std::fs::write(
+        &entries,
+        format!(
+            "[[entry]]\nspiffe_id = \"spiffe://{TRUST_DOMAIN}/bound\"\n\
+             selectors = [\"unix:uid:{UID}\"]\nx509_ttl_secs = {X509_TTL_SECS}\n"
+        ),
+    )
+    .unwrap();
+    let config = issuer_config(
+        dir.path(),
+        Some(swtpm.ca()),
+        None,
+        &format!("entries = {:?}\n", entries.display().to_string()),
+    );
+    let issuer = TestIssuer::start(config, dir.path()).await;
+    let bound = attestd::daemon::Daemon::new(daemon_config(dir.path(), &swtpm, &issuer))
+        .bind()
+        .await
+        .unwrap();
+    let identities = bound.identities().expect("an issuer is configured");
+    let (stop, daemon) = serve_bound_until_attested(bound).await;
+    let socket = dir.path().join("api.sock");
+
+    // Another process with the same selectors keeps the cached set alive, so
+    // only the stream's own tie to its opener can end the child's stream.
+    let mut holder = spiffe_fetch_as(&socket, &["x509-watch"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let held = lines_of(&mut holder);
+    let first_held = held
+        .recv_timeout(DEADLINE)
+        .expect("the holder's first X.509-SVID");
+
+    let mut opener = spiffe_fetch_as(&socket, &["x509-fork-watch"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let lines = lines_of(&mut opener);
+    let first = lines.recv_timeout(DEADLINE).expect("a first X.509-SVID");
+    assert!(first.starts_with("update "), "{first}");
+    // The opener forks and exits; the orphaned child keeps the connection
+    // and the pipe. Without the daemon ending the stream it would print each
+    // renewal (every 3 s) for ever; with it, the stream ends.
+    assert!(opener.wait().unwrap().success());
+    let next = lines
+        .recv_timeout(DEADLINE)
+        .expect("the child reports the stream's end");
+    assert_eq!(
+        next, "ended",
+        "the child received an update after its parent exited"
+    );
+    // The holder's stream goes on: it is renewed, from the same cached set.
+    let renewed = held.recv_timeout(DEADLINE).expect("the holder's renewal");
+    assert_ne!(renewed, first_held);
+    assert_eq!(
+        identities.stats().entries_dropped.load(Ordering::Relaxed),
+        0
+    );
+    assert_eq!(identities.cached(), (1, 1));
+
+    holder.kill().unwrap();
+    holder.wait().unwrap();
+    until("the holder's exit to drop the set", || {
+        identities.stats().entries_dropped.load(Ordering::Relaxed) == 1
+    })
+    .await;
+    assert_eq!(identities.cached(), (0, 0));
+
+    let _ = stop.send(());
+    daemon.await.unwrap().unwrap();
+}

@@ -6,6 +6,9 @@
 //!   spiffe_fetch SOCKET jwt AUDIENCE OUT_DIR   writes token.jwt; prints the SPIFFE ID
 //!   spiffe_fetch SOCKET x509-watch   prints `update <SPIFFE ID> <leaf SHA-256>` per
 //!       X.509-SVID update, flushed, until the stream ends (then `ended`) or it is killed
+//!   spiffe_fetch SOCKET x509-fork-watch   the same, but after the first update the
+//!       process forks and the parent exits: the child reads on over the connection
+//!       it inherited, and prints `ended` when the daemon ends the stream
 //!
 //! Exit status 0 on success; 1 with the Workload API's error on stderr.
 
@@ -75,7 +78,8 @@ async fn run(args: &[String]) -> Result<String, String> {
                 .map_err(|e| format!("token.jwt: {e}"))?;
             Ok(svid.spiffe_id().to_string())
         }
-        ("x509-watch", []) => {
+        ("x509-watch", []) | ("x509-fork-watch", []) => {
+            let mut fork_after_first = command == "x509-fork-watch";
             use tokio_stream::StreamExt;
             let mut updates = client
                 .stream_x509_svids()
@@ -89,11 +93,21 @@ async fn run(args: &[String]) -> Result<String, String> {
                 writeln!(stdout, "update {} {digest}", svid.spiffe_id())
                     .and_then(|()| stdout.flush())
                     .map_err(|e| format!("stdout: {e}"))?;
+                if fork_after_first {
+                    // SAFETY: a current-thread runtime: this process has one
+                    // thread, so the child is a full copy; the parent leaves
+                    // at once through _exit, running no destructors.
+                    match unsafe { libc::fork() } {
+                        -1 => return Err("fork failed".into()),
+                        0 => fork_after_first = false,
+                        _ => unsafe { libc::_exit(0) },
+                    }
+                }
             }
             Ok("ended".into())
         }
         _ => Err(
-            "usage: spiffe_fetch SOCKET x509 OUT_DIR | jwt AUDIENCE OUT_DIR | x509-watch".into(),
+            "usage: spiffe_fetch SOCKET x509 OUT_DIR | jwt AUDIENCE OUT_DIR | x509-watch | x509-fork-watch".into(),
         ),
     }
 }
