@@ -4,7 +4,7 @@
 CARGO ?= cargo
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: all deps build demo test lint unit bench clean package package-test
+.PHONY: all deps build demo test lint unit bench clean package package-test vm-test
 
 all: build
 
@@ -23,7 +23,8 @@ lint: deps
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
-# Every test: unit, swtpm integration, and the Python/keylime cross-checks.
+# Every test: unit, swtpm integration, the Python/keylime cross-checks, and
+# the VM tests (skipped, with the reason printed, where QEMU cannot run).
 test: lint
 	@if $(CARGO) nextest --version >/dev/null 2>&1; then \
 		$(CARGO) nextest run --workspace --no-fail-fast; \
@@ -51,6 +52,13 @@ package: deps
 # target/pkg-test), checks them, then purges them. Needs root and the Debian mirror.
 package-test: package
 	@bash packaging/test-install.sh
+
+# The VM tests (vm-tests/README.md): QEMU guests under TCG with OVMF measured
+# boot and a swtpm vTPM, the attestd package inside, attestd-issuer on the
+# host; one PASS/FAIL line per scenario. Needs root. `make test` runs them too
+# (tests/tests/vm.rs) when it can, and says why when it cannot.
+vm-test: deps
+	@bash vm-tests/run.sh
 
 clean:
 	$(CARGO) clean
