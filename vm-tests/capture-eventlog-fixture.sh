@@ -30,6 +30,8 @@
 # Environment overrides: KERNEL_VERSION (a /boot/vmlinuz-<v> with modules),
 # QEMU_TIMEOUT (seconds, default 900), KEEP_WORK=1 (keep the temp dir).
 set -euo pipefail
+# shellcheck source=vm-tests/lib/modules.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib/modules.sh"
 
 ORIG_ARGS="$*"
 IMA_TEMPLATE=ima-ng
@@ -156,18 +158,7 @@ mknod -m 600 "$IRD/dev/console" c 5 1
 mknod -m 666 "$IRD/dev/null" c 1 3
 
 # Modules the guest needs for 9p over virtio-pci, in dependency order.
-: >"$IRD/modules/order"
-for m in 9p 9pnet_virtio virtio_pci; do modprobe -S "$KVER" --show-depends "$m"; done \
-    | awk '$1 == "insmod" { print $2 }' | awk '!seen[$0]++' | while read -r ko; do
-    base="$(basename "$ko")"
-    case "$ko" in
-        *.ko) cp "$ko" "$IRD/modules/$base" ;;
-        *.ko.xz) xz -dc "$ko" >"$IRD/modules/${base%.xz}"; base="${base%.xz}" ;;
-        *.ko.zst) zstd -qdc "$ko" >"$IRD/modules/${base%.zst}"; base="${base%.zst}" ;;
-        *.ko.gz) gzip -dc "$ko" >"$IRD/modules/${base%.gz}"; base="${base%.gz}" ;;
-    esac
-    echo "$base" >>"$IRD/modules/order"
-done
+copy_modules "$IRD/modules" "$KVER" 9p 9pnet_virtio virtio_pci
 log "initramfs modules: $(tr '\n' ' ' <"$IRD/modules/order")"
 
 # The guest's /init. Host tools run via `chroot /host`; everything the guest

@@ -46,6 +46,8 @@ case "${1:-}" in
 esac
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+# shellcheck source=vm-tests/lib/modules.sh
+. "$REPO/vm-tests/lib/modules.sh"
 START_TS=$(date +%s)
 log() { printf '[vm-tests %4ss] %s\n' "$(( $(date +%s) - START_TS ))" "$*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
@@ -382,19 +384,7 @@ build_initramfs() {   # build_initramfs OUT [EXTRA_FILE_CONTENT]
     cp /bin/busybox "$ird/bin/busybox"
     mknod -m 600 "$ird/dev/console" c 5 1
     mknod -m 666 "$ird/dev/null" c 1 3
-    : >"$ird/modules/order"
-    local m ko base
-    for m in 9p 9pnet_virtio virtio_pci overlay virtio_net virtio-rng; do modprobe -S "$KVER" --show-depends "$m"; done \
-        | awk '$1 == "insmod" { print $2 }' | awk '!seen[$0]++' | while read -r ko; do
-        base="$(basename "$ko")"
-        case "$ko" in
-            *.ko) cp "$ko" "$ird/modules/$base" ;;
-            *.ko.xz) xz -dc "$ko" >"$ird/modules/${base%.xz}"; base="${base%.xz}" ;;
-            *.ko.zst) zstd -qdc "$ko" >"$ird/modules/${base%.zst}"; base="${base%.zst}" ;;
-            *.ko.gz) gzip -dc "$ko" >"$ird/modules/${base%.gz}"; base="${base%.gz}" ;;
-        esac
-        echo "$base" >>"$ird/modules/order"
-    done
+    copy_modules "$ird/modules" "$KVER" 9p 9pnet_virtio virtio_pci overlay virtio_net virtio-rng
     cat >"$ird/init" <<'EOF'
 #!/bin/busybox sh
 /bin/busybox --install -s /bin
