@@ -19,21 +19,9 @@ WORK=$(mktemp -d "${TMPDIR:-/tmp}/attestd-bench-fresh.XXXXXX")
 . scripts/lib/bench-swtpm.sh
 start_swtpm
 TCTI="swtpm:host=127.0.0.1,port=$PORT"
-TD=bench.example.org
+TD=$BENCH_TRUST_DOMAIN
 
-ISSUER_PORT=$(free_port)
-cat >"$WORK/issuer.toml" <<CONF
-listen = "127.0.0.1:$ISSUER_PORT"
-trust_domain = "$TD"
-[ca]
-cert = "$WORK/issuer/ca.pem"
-key = "$WORK/issuer/ca.key"
-[ek]
-roots_dir = "$WORK/issuer/ek-roots"
-CONF
-"$BIN/attestd-issuer" bundle --config "$WORK/issuer.toml" >"$WORK/bundle.pem" 2>/dev/null
-"$BIN/attestd-issuer" run --config "$WORK/issuer.toml" 2>"$WORK/issuer.log" &
-PIDS+=("$!")
+start_issuer
 
 echo "# $(date -u +%Y-%m-%dT%H:%MZ) $(nproc) cores, $(uname -r), $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
 echo "## raw quote loop (same swtpm, the daemon's AK, sha256:0-7)"

@@ -14,19 +14,7 @@ WORK=$(mktemp -d "${TMPDIR:-/tmp}/attestd-bench-node.XXXXXX")
 . scripts/lib/bench-swtpm.sh
 start_swtpm
 
-ISSUER_PORT=$(free_port)
-cat >"$WORK/issuer.toml" <<CONF
-listen = "127.0.0.1:$ISSUER_PORT"
-trust_domain = "bench.example.org"
-[ca]
-cert = "$WORK/issuer/ca.pem"
-key = "$WORK/issuer/ca.key"
-[ek]
-roots_dir = "$WORK/issuer/ek-roots"
-CONF
-"$BIN/attestd-issuer" bundle --config "$WORK/issuer.toml" >"$WORK/bundle.pem" 2>/dev/null
-"$BIN/attestd-issuer" run --config "$WORK/issuer.toml" 2>"$WORK/issuer.log" &
-PIDS+=("$!")
+start_issuer
 cat >"$WORK/attestd.toml" <<CONF
 [api]
 socket = "$WORK/api.sock"

@@ -24,20 +24,7 @@ start_swtpm
 		printf '[[entry]]\nspiffe_id = "spiffe://bench.example.org/w/%s"\nselectors = ["unix:uid:%s"]\n' "$uid" "$uid"
 	done
 } >"$WORK/entries.toml"
-ISSUER_PORT=$(free_port)
-cat >"$WORK/issuer.toml" <<CONF
-listen = "127.0.0.1:$ISSUER_PORT"
-trust_domain = "bench.example.org"
-entries = "$WORK/entries.toml"
-[ca]
-cert = "$WORK/issuer/ca.pem"
-key = "$WORK/issuer/ca.key"
-[ek]
-roots_dir = "$WORK/issuer/ek-roots"
-CONF
-"$BIN/attestd-issuer" bundle --config "$WORK/issuer.toml" >"$WORK/bundle.pem" 2>/dev/null
-"$BIN/attestd-issuer" run --config "$WORK/issuer.toml" 2>"$WORK/issuer.log" &
-PIDS+=("$!")
+start_issuer "entries = \"$WORK/entries.toml\""
 cat >"$WORK/attestd.toml" <<CONF
 [api]
 socket = "$WORK/api.sock"
