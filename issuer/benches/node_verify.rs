@@ -33,7 +33,6 @@ use attestd_issuer::config::EkTrustMode;
 use attestd_issuer::ek_trust::{self, EkTrust};
 use attestd_issuer::node::NodeService;
 use attestd_issuer::node_selectors;
-use attestd_issuer::policy::BootFacts;
 use attestd_issuer::Config;
 use attestd_proto::v1::node_attestation_server::NodeAttestation;
 use attestd_proto::v1::{AttestNodeRequest, ChallengeRequest, ChallengeResponse};
@@ -374,17 +373,8 @@ fn node_verify(c: &mut Criterion) {
         .spki_der()
         .unwrap();
     let ek_hash = ek_trust::ek_hash(&ek_spki);
-    let claims = verify_event_log(&parse_event_log(&answer.boot_event_log).unwrap(), &quoted)
+    let boot = attestd_issuer::logs::boot_facts(&answer.boot_event_log, &quoted)
         .expect("the boot log replays");
-    let boot = BootFacts {
-        secure_boot: claims.secure_boot,
-        kernel_cmdline: claims.kernel_cmdline,
-        kernel_sha256: claims
-            .kernel_digests
-            .iter()
-            .find(|(alg, _)| *alg == TPM_ALG_SHA256)
-            .map(|(_, digest)| digest.clone()),
-    };
     let spiffe_id = format!(
         "spiffe://bench.example.org/attestd/node/{}",
         hex::encode(ek_hash)

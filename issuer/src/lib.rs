@@ -14,7 +14,7 @@ pub mod ek_trust;
 pub mod entries;
 pub mod identity;
 pub mod jwt;
-mod logs;
+pub mod logs;
 pub mod node;
 pub mod node_selectors;
 pub mod offline;

@@ -13,7 +13,7 @@ const IMA_PCR: u8 = 10;
 const TPM_ALG_SHA256: u16 = 0x000b;
 
 /// Parses the TCG boot event log and checks it replays to the quoted PCRs.
-pub(crate) fn boot_facts(log: &[u8], quoted: &PcrValues) -> Result<BootFacts, String> {
+pub fn boot_facts(log: &[u8], quoted: &PcrValues) -> Result<BootFacts, String> {
     let log = parse_event_log(log).map_err(|e| e.to_string())?;
     let claims = verify_event_log(&log, quoted).map_err(|e| e.to_string())?;
     Ok(BootFacts {
